@@ -1,0 +1,5 @@
+//! Model versions in the strata store.
+//!
+//! This crate owns the model config schema, the readers for GGUF and safetensors files, the
+//! import of a GGUF file or a Hugging Face directory into the store (one blob per tensor), the
+//! tokenizer built from GGUF metadata, and loading a version back as memory-mapped tensor views.

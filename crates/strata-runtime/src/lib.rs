@@ -1,0 +1,5 @@
+//! The strata runtime: a llama-family decoder on candle.
+//!
+//! This crate owns the decoder (SmolLM2, Llama and Qwen2 variants), its explicit KV cache, linear
+//! layers that can carry LoRA adapters, the quantized kernels, sampling, the chat template and
+//! the tokenizer wrapper used for generation and streaming.
