@@ -3,3 +3,12 @@
 //! This crate owns the model config schema, the readers for GGUF and safetensors files, the
 //! import of a GGUF file or a Hugging Face directory into the store (one blob per tensor), the
 //! tokenizer built from GGUF metadata, and loading a version back as memory-mapped tensor views.
+
+pub mod config;
+pub mod dtype;
+pub mod media;
+pub mod tensor;
+
+pub use config::{Architecture, Hyperparameters, ModelConfig, RopeStyle};
+pub use dtype::GgmlType;
+pub use tensor::{SharedBytes, TensorSet, TensorView};
