@@ -8,6 +8,7 @@ pub mod config;
 pub mod dtype;
 pub mod media;
 pub mod tensor;
+pub mod tokenizer_json;
 
 pub use config::{Architecture, Hyperparameters, ModelConfig, RopeStyle};
 pub use dtype::GgmlType;
