@@ -92,9 +92,12 @@ impl fmt::Display for FsckProblem {
 /// The outcome of hashing one blob, kept so a blob used twice is hashed once.
 #[derive(Clone, Copy)]
 enum Hashed {
+    /// Hashes to its digest; the size in bytes.
     Sound(u64),
+    /// Does not hash to its digest; the size in bytes.
+    Corrupt(u64),
     Missing,
-    Damaged,
+    Unreadable,
 }
 
 impl Store {
@@ -139,7 +142,9 @@ impl Store {
                 digest: digest.clone(),
                 role,
             }),
-            (Hashed::Sound(actual), Some(expected)) if actual != expected => {
+            (Hashed::Sound(actual) | Hashed::Corrupt(actual), Some(expected))
+                if actual != expected =>
+            {
                 let digest = digest.clone();
                 report.problems.push(FsckProblem::WrongSize {
                     digest,
@@ -163,7 +168,7 @@ impl Store {
                     digest: digest.clone(),
                     reason,
                 });
-                return Hashed::Damaged;
+                return Hashed::Unreadable;
             }
         };
         report.blobs_checked += 1;
@@ -173,7 +178,7 @@ impl Store {
                 digest: digest.clone(),
                 actual,
             });
-            return Hashed::Damaged;
+            return Hashed::Corrupt(size);
         }
         Hashed::Sound(size)
     }
@@ -244,7 +249,7 @@ fn report_failures(walk: &Walk, hashed: &HashMap<Digest, Hashed>, report: &mut F
     for failure in &walk.failures {
         if matches!(
             hashed.get(&failure.digest),
-            Some(Hashed::Missing | Hashed::Damaged)
+            Some(Hashed::Missing | Hashed::Corrupt(_) | Hashed::Unreadable)
         ) {
             continue;
         }
