@@ -1,8 +1,8 @@
 //! Blobs: crash-safe writes into `blobs/sha256/<hex>`, reads and memory maps.
 //!
-//! A blob is written to a fresh file in `tmp/`, fsynced, checked against its digest and renamed
+//! A blob is written to a fresh file in `tmp/`, checked against its digest, fsynced and renamed
 //! into place, then `blobs/sha256/` is fsynced. A blob path therefore either does not exist or
-//! holds the complete, verified content, and it never changes after the rename.
+//! contains the complete, verified content, and it never changes after the rename.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};

@@ -4,7 +4,7 @@
 //! but that exact shape. The hex part becomes a file name under `blobs/sha256/`, so the strict
 //! check is what keeps text such as `sha256:../../x` from ever turning into a path.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io;
 use std::str::FromStr;
 
@@ -76,7 +76,8 @@ impl Digest {
         let mut text = String::with_capacity(PREFIX.len() + HEX_LEN);
         text.push_str(PREFIX);
         for byte in hash {
-            text.push_str(&format!("{byte:02x}"));
+            // Writing into a String cannot fail.
+            let _ = write!(text, "{byte:02x}");
         }
         Digest(text)
     }

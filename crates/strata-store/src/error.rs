@@ -1,6 +1,6 @@
 //! The one error type of the store.
 //!
-//! Every message is lowercase, names the operation and the value involved, and says what was
+//! Every message is lowercase, names the operation and the value involved, and states what was
 //! expected. IO errors carry the path and keep the `io::Error` as their source, so a caller that
 //! prints the whole error chain shows the operating system's reason once.
 
@@ -32,7 +32,7 @@ pub enum StoreError {
     /// A filesystem operation failed.
     #[error("{operation} `{path}` failed")]
     Io {
-        /// What the store was doing, for example `fsync blob`.
+        /// Operation that failed, for example `fsync blob`.
         operation: &'static str,
         /// The file or directory involved.
         path: PathBuf,
@@ -43,7 +43,7 @@ pub enum StoreError {
     /// A blob that an operation needs is not in the store.
     #[error("{operation}: blob {digest} not found in the store")]
     NotFound {
-        /// What the store was doing.
+        /// Operation that failed.
         operation: &'static str,
         /// The missing blob.
         digest: Digest,
@@ -51,7 +51,7 @@ pub enum StoreError {
     /// No `index.json` entry carries the tag.
     #[error("{operation}: tag `{reference}` not found in the store")]
     TagNotFound {
-        /// What the store was doing.
+        /// Operation that failed.
         operation: &'static str,
         /// The tag reference, written `name:tag`.
         reference: String,
@@ -59,7 +59,7 @@ pub enum StoreError {
     /// A reference names a digest where a tag is expected.
     #[error("{operation}: reference `{reference}` names a digest, expected `name:tag`")]
     NotATag {
-        /// What the store was doing.
+        /// Operation that failed.
         operation: &'static str,
         /// The reference as written.
         reference: String,
@@ -67,7 +67,7 @@ pub enum StoreError {
     /// Content does not hash to the digest it was stored or declared under.
     #[error("{operation}: content has digest {actual}, expected {expected}")]
     DigestMismatch {
-        /// What the store was doing.
+        /// Operation that failed.
         operation: &'static str,
         /// The digest the caller or the path declared.
         expected: Digest,
@@ -77,7 +77,7 @@ pub enum StoreError {
     /// A blob's length differs from the size a descriptor declares.
     #[error("{operation}: blob {digest} has {actual} bytes, expected {expected}")]
     SizeMismatch {
-        /// What the store was doing.
+        /// Operation that failed.
         operation: &'static str,
         /// The blob.
         digest: Digest,
@@ -132,7 +132,7 @@ pub enum StoreError {
         digest: Digest,
         /// The `org.opencontainers.image.ref.name` of its index entry, or `-` without one.
         reference: String,
-        /// Why the manifest cannot be read.
+        /// Error that stopped the walk.
         #[source]
         source: Box<StoreError>,
     },

@@ -1,7 +1,7 @@
 //! `fsck`: checks that every reachable blob is stored, has the declared size and hashes to its
 //! digest, and that every tagged manifest and JSON config parses.
 //!
-//! `fsck` holds `locks/gc.lock` shared, so it runs alongside writers but never alongside `gc`.
+//! `fsck` takes `locks/gc.lock` shared, so it runs alongside writers but never alongside `gc`.
 //! Leftover temporary files and unreachable blobs are notes, not problems: `gc` removes both.
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,7 +15,7 @@ use crate::error::{IoContext, StoreError};
 use crate::store::Store;
 use crate::walk::{BlobUse, Walk};
 
-/// What `fsck` checked and found.
+/// Counts and findings of one `fsck` run.
 #[derive(Debug, Default)]
 pub struct FsckReport {
     /// Number of distinct blobs hashed.
@@ -36,14 +36,14 @@ pub enum FsckProblem {
     Missing {
         /// The missing blob.
         digest: Digest,
-        /// What needs it, for example "layer 3 of `a:latest`".
+        /// Use of the blob, for example "layer 3 of `a:latest`".
         role: String,
     },
     /// A blob's size differs from what a descriptor declares.
     WrongSize {
         /// The blob.
         digest: Digest,
-        /// What needs it.
+        /// Use of the blob.
         role: String,
         /// Declared size in bytes.
         expected: u64,

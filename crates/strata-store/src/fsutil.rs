@@ -12,7 +12,7 @@ use crate::error::{IoContext, StoreError};
 
 /// A file in `tmp/`, created with `create_new` and locked exclusively while it is written.
 ///
-/// The lock tells `gc` that the file is in use; a process that dies releases it, which marks the
+/// The lock marks the file as in use for `gc` and `fsck`; a process that dies releases it, which marks the
 /// file as a leftover. The file is removed on drop unless [`TempFile::persist`] renamed it.
 #[derive(Debug)]
 pub(crate) struct TempFile {

@@ -1,6 +1,6 @@
 //! `gc`: removes blobs that nothing in `index.json` reaches, and leftover temporary files.
 //!
-//! `gc` holds `locks/gc.lock` exclusively, so it waits until every [`WriteGuard`] is dropped and
+//! `gc` takes `locks/gc.lock` exclusively, so it waits until every [`WriteGuard`] is dropped and
 //! no import or save is half done, then `locks/index.lock`, so no tag moves while it decides what
 //! is reachable. If any tagged manifest or JSON config cannot be read, it removes nothing, because
 //! it cannot tell which blobs that manifest needs.
@@ -16,7 +16,7 @@ use crate::error::{IoContext, StoreError};
 use crate::fsutil;
 use crate::store::Store;
 
-/// What `gc` removed.
+/// Removal counts of one `gc` run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct GcReport {
     /// Number of unreachable blobs removed.

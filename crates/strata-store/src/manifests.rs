@@ -74,7 +74,7 @@ impl Store {
     }
 }
 
-/// Checks `schemaVersion` and `mediaType`, the fields that say the document is an image manifest.
+/// Checks `schemaVersion` and `mediaType`, the fields that identify an image manifest.
 fn check_header(manifest: &Manifest, digest: &str) -> Result<(), StoreError> {
     let reason = if manifest.schema_version != SCHEMA_VERSION {
         format!(

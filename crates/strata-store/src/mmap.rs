@@ -16,7 +16,7 @@ use crate::error::{IoContext, StoreError};
 /// Maps the whole of `file` (at `path`, used in errors) read-only.
 ///
 /// A zero-length file cannot be mapped on Linux (`mmap` rejects a length of 0), so an empty
-/// anonymous mapping stands in for it.
+/// anonymous mapping is returned instead.
 pub(crate) fn map_file(file: &File, path: &Path, len: u64) -> Result<Mmap, StoreError> {
     if len == 0 {
         let empty = MmapMut::map_anon(0).context("map empty blob", path)?;

@@ -33,7 +33,7 @@ pub struct Reference {
     pub target: RefTarget,
 }
 
-/// What a reference selects within its name.
+/// Tag or digest that selects one manifest of a name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RefTarget {
     /// A tag, moved by `set_tag`.

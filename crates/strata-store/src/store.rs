@@ -20,7 +20,7 @@ use crate::oci::ImageIndex;
 pub const LAYOUT_VERSION: &str = "1.0.0";
 /// Name of the file that marks a directory as an OCI image layout.
 pub const LAYOUT_FILE: &str = "oci-layout";
-/// Name of the image index that holds the tags.
+/// Name of the image index that contains the tags.
 pub const INDEX_FILE: &str = "index.json";
 /// Directory of sha256 blobs, relative to the root.
 pub const BLOBS_DIR: &str = "blobs/sha256";
@@ -148,7 +148,7 @@ impl Store {
         Ok(())
     }
 
-    /// Rejects a root that holds anything other than a half-created store's own entries.
+    /// Rejects a root that contains anything other than a half-created store's own entries.
     fn check_empty(&self) -> Result<(), StoreError> {
         let entries = match fs::read_dir(&self.root) {
             Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),

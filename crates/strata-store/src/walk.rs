@@ -19,7 +19,7 @@ pub(crate) struct BlobUse {
     pub(crate) digest: Digest,
     /// Size in bytes the referrer declares; config `digest` fields may come without one.
     pub(crate) size: Option<u64>,
-    /// What the blob is, for messages, for example "layer 3 of `a:latest`".
+    /// Use of the blob in messages, for example "layer 3 of `a:latest`".
     pub(crate) role: String,
 }
 

@@ -166,8 +166,8 @@ fn gc_keeps_reachable_and_removes_unreachable() {
     assert_eq!(report.blobs_removed, 1);
     assert_eq!(report.bytes_freed, 6);
     assert!(!store.has_blob(&unreachable));
-    let kept = [&model.manifest.digest, &model.config, &model.tokenizer];
-    for digest in kept.into_iter().chain(&model.layers) {
+    let tagged_blobs = [&model.manifest.digest, &model.config, &model.tokenizer];
+    for digest in tagged_blobs.into_iter().chain(&model.layers) {
         assert!(store.has_blob(digest), "gc removed reachable blob {digest}");
     }
     assert!(

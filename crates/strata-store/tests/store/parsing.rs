@@ -143,11 +143,11 @@ fn good_references_parse() {
         let parsed = Reference::parse(&text).unwrap_or_else(|error| panic!("{text}: {error}"));
         assert_eq!(parsed.name, name, "{text}");
         assert_eq!(parsed.target, target, "{text}");
-        let shown = parsed.to_string();
+        let displayed = parsed.to_string();
         assert_eq!(
-            Reference::parse(&shown).unwrap(),
+            Reference::parse(&displayed).unwrap(),
             parsed,
-            "{text} shown as {shown}"
+            "{text} displayed as {displayed}"
         );
     }
 }

@@ -175,7 +175,7 @@ fn tag_to_missing_manifest_is_rejected() {
 }
 
 #[test]
-fn foreign_index_entries_are_kept_but_not_listed() {
+fn bare_tag_entries_are_kept() {
     let (_dir, store) = temp_store();
     let model = common::put_model(&store, &[b"w"], b"tok");
     let mut bare = model.manifest.clone();
