@@ -3,3 +3,13 @@
 //! This crate owns the decoder (SmolLM2, Llama and Qwen2 variants), its explicit KV cache, linear
 //! layers that can carry LoRA adapters, the quantized kernels, sampling, the chat template and
 //! the tokenizer wrapper used for generation and streaming.
+
+pub mod error;
+pub mod generate;
+pub mod model;
+pub mod sampling;
+
+pub use error::{Error, Result};
+pub use generate::{FinishReason, GenerationOutcome, Sequence, generate};
+pub use model::{KvCache, Linear, Llama, LoraAdapter};
+pub use sampling::{Sampler, SamplingParams};

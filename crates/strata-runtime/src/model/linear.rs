@@ -1,0 +1,252 @@
+//! Linear layers over stored weights, with an optional LoRA adapter.
+//!
+//! A [`Linear`] keeps its base weight either as an f32 tensor (f32, f16 and bf16 files) or as
+//! GGML blocks run by candle's quantized matmul, so quantized models are never expanded to f32.
+//! [`Linear::from_view`] is the one place that picks the kernel for a stored tensor. A LoRA
+//! adapter adds `scale · (x·Aᵀ)·Bᵀ` to the base output; it stays in f32 so it can be trained.
+
+use std::borrow::Cow;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{Device, Module, Tensor};
+use strata_model::{GgmlType, TensorView};
+
+use crate::error::{Error, LoadError, Result};
+
+/// A low-rank update `scale · B·A` added to a linear layer's weight.
+#[derive(Clone, Debug)]
+pub struct LoraAdapter {
+    /// Down projection, `[rank, in_features]`.
+    pub a: Tensor,
+    /// Up projection, `[out_features, rank]`.
+    pub b: Tensor,
+    /// Factor on the adapter's output, usually `alpha / rank`.
+    pub scale: f64,
+}
+
+/// The kernel behind a linear layer's base weight.
+#[derive(Clone, Debug)]
+enum Weight {
+    /// `[out, in]` f32.
+    Float(Tensor),
+    /// GGML blocks of an `[out, in]` matrix.
+    Quantized(QMatMul),
+}
+
+/// A bias-optional linear layer `y = x·Wᵀ + b`, with an optional LoRA adapter.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    weight: Weight,
+    bias: Option<Tensor>,
+    lora: Option<LoraAdapter>,
+    in_features: usize,
+    out_features: usize,
+}
+
+impl Linear {
+    /// Builds a layer from a stored `[out, in]` weight, choosing the kernel for its dtype: float
+    /// weights become f32 tensors, GGML block types go to candle's quantized matmul.
+    pub fn from_view(view: &TensorView, device: &Device) -> Result<Linear> {
+        let (out_features, in_features) = matrix_dims(view)?;
+        let weight = if view.dtype.is_float() {
+            Weight::Float(float_tensor(view, device)?)
+        } else {
+            Weight::Quantized(QMatMul::from_qtensor(qtensor(view, device)?)?)
+        };
+        tracing::debug!(tensor = %view.name, dtype = view.dtype.name(), "loaded linear weight");
+        Ok(Linear {
+            weight,
+            bias: None,
+            lora: None,
+            in_features,
+            out_features,
+        })
+    }
+
+    /// Adds a bias of shape `[out_features]`.
+    pub fn with_bias(mut self, bias: Tensor) -> Linear {
+        self.bias = Some(bias);
+        self
+    }
+
+    /// Input width.
+    pub fn in_features(&self) -> usize {
+        self.in_features
+    }
+
+    /// Output width.
+    pub fn out_features(&self) -> usize {
+        self.out_features
+    }
+
+    /// True when the base weight is run by the quantized kernel.
+    pub fn is_quantized(&self) -> bool {
+        matches!(self.weight, Weight::Quantized(_))
+    }
+
+    /// Returns the attached adapter, if any.
+    pub fn lora(&self) -> Option<&LoraAdapter> {
+        self.lora.as_ref()
+    }
+
+    /// Attaches an adapter, replacing any previous one; rejects shapes that do not fit.
+    pub fn set_lora(&mut self, adapter: LoraAdapter) -> Result<()> {
+        let a = adapter.a.dims().to_vec();
+        let b = adapter.b.dims().to_vec();
+        let fits = a.len() == 2
+            && b.len() == 2
+            && a[1] == self.in_features
+            && b[0] == self.out_features
+            && a[0] == b[1];
+        if !fits {
+            return Err(Error::LoraShape {
+                a,
+                b,
+                in_features: self.in_features,
+                out_features: self.out_features,
+            });
+        }
+        self.lora = Some(adapter);
+        Ok(())
+    }
+
+    /// Removes the adapter and returns it.
+    pub fn clear_lora(&mut self) -> Option<LoraAdapter> {
+        self.lora.take()
+    }
+
+    /// Applies the layer to `x` of shape `[..., in_features]`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut output = match &self.weight {
+            Weight::Float(weight) => matmul_transposed(x, weight)?,
+            Weight::Quantized(weight) => weight.forward(x)?,
+        };
+        if let Some(bias) = &self.bias {
+            output = output.broadcast_add(bias)?;
+        }
+        if let Some(lora) = &self.lora {
+            let down = matmul_transposed(x, &lora.a)?;
+            let up = matmul_transposed(&down, &lora.b)?;
+            output = (output + (up * lora.scale)?)?;
+        }
+        Ok(output)
+    }
+}
+
+/// Computes `x·Wᵀ` for `x` of any rank by folding the leading dimensions into one.
+fn matmul_transposed(x: &Tensor, weight: &Tensor) -> Result<Tensor> {
+    let dims = x.dims();
+    let in_features = dims[dims.len() - 1];
+    let rows = x.elem_count() / in_features.max(1);
+    let flat = x.reshape((rows, in_features))?;
+    let output = flat.matmul(&weight.t()?)?;
+
+    let mut output_dims = dims.to_vec();
+    *output_dims
+        .last_mut()
+        .expect("a matmul input has at least one dimension") = weight.dim(0)?;
+    Ok(output.reshape(output_dims)?)
+}
+
+/// Returns `(out, in)` of a matrix view.
+fn matrix_dims(view: &TensorView) -> Result<(usize, usize)> {
+    match view.shape[..] {
+        [rows, columns] => Ok((rows, columns)),
+        _ => Err(LoadError::ShapeMismatch {
+            name: view.name.clone(),
+            expected: vec![0, 0],
+            actual: view.shape.clone(),
+        }
+        .into()),
+    }
+}
+
+/// Decodes any stored tensor to f32: floats are read directly, GGML blocks are dequantized.
+pub(crate) fn float_tensor(view: &TensorView, device: &Device) -> Result<Tensor> {
+    check_byte_length(view)?;
+    let bytes = view.bytes();
+    let values: Vec<f32> = match view.dtype {
+        GgmlType::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        GgmlType::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        GgmlType::Bf16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => return Ok(qtensor(view, device)?.dequantize(device)?),
+    };
+    Ok(Tensor::from_vec(values, view.shape.clone(), device)?)
+}
+
+/// Copies GGML blocks into a candle `QTensor` of the view's shape (outermost first, the order
+/// `QTensor` expects).
+pub(crate) fn qtensor(view: &TensorView, device: &Device) -> Result<QTensor> {
+    check_byte_length(view)?;
+    let row = view.shape.last().copied().unwrap_or(1);
+    let block = view.dtype.block_size();
+    if !row.is_multiple_of(block) {
+        return Err(LoadError::PartialBlock {
+            name: view.name.clone(),
+            dtype: view.dtype,
+            row,
+            block,
+        }
+        .into());
+    }
+
+    // candle reinterprets the bytes as block structs and panics on a misaligned pointer. Blob
+    // maps are page-aligned and GGUF aligns tensor data to 32 bytes, so the copy below only runs
+    // for odd owned buffers.
+    let bytes = view.bytes();
+    let data = if bytes.as_ptr().align_offset(8) == 0 {
+        Cow::Borrowed(bytes)
+    } else {
+        Cow::Owned(bytes.to_vec())
+    };
+    let storage = QStorage::from_data(data, device, candle_dtype(view.dtype))?;
+    Ok(QTensor::new(storage, view.shape.clone())?)
+}
+
+fn check_byte_length(view: &TensorView) -> Result<()> {
+    let expected = view
+        .dtype
+        .byte_len(view.elements() as u64)
+        .map(|len| len as usize);
+    let actual = view.bytes().len();
+    if expected == Some(actual) {
+        return Ok(());
+    }
+    Err(LoadError::ByteLength {
+        name: view.name.clone(),
+        dtype: view.dtype,
+        shape: view.shape.clone(),
+        expected: expected.unwrap_or(0),
+        actual,
+    }
+    .into())
+}
+
+fn candle_dtype(dtype: GgmlType) -> GgmlDType {
+    match dtype {
+        GgmlType::F32 => GgmlDType::F32,
+        GgmlType::F16 => GgmlDType::F16,
+        GgmlType::Bf16 => GgmlDType::BF16,
+        GgmlType::Q4_0 => GgmlDType::Q4_0,
+        GgmlType::Q4_1 => GgmlDType::Q4_1,
+        GgmlType::Q5_0 => GgmlDType::Q5_0,
+        GgmlType::Q5_1 => GgmlDType::Q5_1,
+        GgmlType::Q8_0 => GgmlDType::Q8_0,
+        GgmlType::Q8_1 => GgmlDType::Q8_1,
+        GgmlType::Q2K => GgmlDType::Q2K,
+        GgmlType::Q3K => GgmlDType::Q3K,
+        GgmlType::Q4K => GgmlDType::Q4K,
+        GgmlType::Q5K => GgmlDType::Q5K,
+        GgmlType::Q6K => GgmlDType::Q6K,
+        GgmlType::Q8K => GgmlDType::Q8K,
+    }
+}

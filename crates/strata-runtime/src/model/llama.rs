@@ -1,0 +1,533 @@
+//! The llama-family decoder: Llama, SmolLM2 and Qwen2.
+//!
+//! Weights are read by their GGUF names from a [`TensorSet`] and checked against the
+//! hyperparameters before anything runs. The KV cache is not part of the model: every forward
+//! pass takes a [`KvCache`] from the caller and continues at its length, so one loaded model can
+//! serve many sequences and a sequence can be saved and restored. RMS norm, softmax and rotary
+//! embedding use candle's fused kernels, each behind a small function so a training path can
+//! swap in differentiable versions.
+
+use candle_core::{DType, Device, Tensor};
+use strata_model::{Architecture, Hyperparameters, TensorSet, TensorView};
+
+use super::kv_cache::{CacheLayout, KvCache};
+use super::linear::{Linear, float_tensor};
+use super::rope::RotaryEmbedding;
+use crate::error::{CacheError, Error, LoadError, Result};
+
+/// A linear projection inside a decoder layer, for attaching LoRA adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Projection {
+    /// Attention query projection, `attn_q`.
+    Query,
+    /// Attention key projection, `attn_k`.
+    Key,
+    /// Attention value projection, `attn_v`.
+    Value,
+    /// Attention output projection, `attn_output`.
+    Output,
+    /// Feed-forward gate projection, `ffn_gate`.
+    Gate,
+    /// Feed-forward up projection, `ffn_up`.
+    Up,
+    /// Feed-forward down projection, `ffn_down`.
+    Down,
+}
+
+impl Projection {
+    /// Every projection of a layer, attention first.
+    pub const ALL: [Projection; 7] = [
+        Projection::Query,
+        Projection::Key,
+        Projection::Value,
+        Projection::Output,
+        Projection::Gate,
+        Projection::Up,
+        Projection::Down,
+    ];
+}
+
+/// Normalizes the last dimension by its root mean square and scales it by `weight`.
+fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    Ok(candle_nn::ops::rms_norm(x, weight, eps as f32)?)
+}
+
+fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::softmax_last_dim(x)?)
+}
+
+fn silu(x: &Tensor) -> Result<Tensor> {
+    Ok(candle_nn::ops::silu(x)?)
+}
+
+/// Looks tensors up by name and checks their shapes against the hyperparameters.
+struct Weights<'a> {
+    tensors: &'a TensorSet,
+    device: &'a Device,
+}
+
+impl Weights<'_> {
+    fn view(&self, name: &str, expected: &[usize]) -> Result<&TensorView> {
+        let Some(view) = self.tensors.get(name) else {
+            let error = LoadError::MissingTensor {
+                name: name.to_owned(),
+                expected: expected.to_vec(),
+            };
+            return Err(error.into());
+        };
+        if view.shape != expected {
+            let error = LoadError::ShapeMismatch {
+                name: name.to_owned(),
+                expected: expected.to_vec(),
+                actual: view.shape.clone(),
+            };
+            return Err(error.into());
+        }
+        Ok(view)
+    }
+
+    fn linear(&self, name: &str, out_features: usize, in_features: usize) -> Result<Linear> {
+        Linear::from_view(self.view(name, &[out_features, in_features])?, self.device)
+    }
+
+    fn vector(&self, name: &str, len: usize) -> Result<Tensor> {
+        float_tensor(self.view(name, &[len])?, self.device)
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    num_heads: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    fn new(cfg: &Hyperparameters, biases: bool, prefix: &str, weights: &Weights) -> Result<Self> {
+        let hidden_size = cfg.hidden_size;
+        let query_width = cfg.num_attention_heads * cfg.head_dim;
+        let kv_width = cfg.num_key_value_heads * cfg.head_dim;
+
+        let mut q_proj =
+            weights.linear(&format!("{prefix}.attn_q.weight"), query_width, hidden_size)?;
+        let mut k_proj =
+            weights.linear(&format!("{prefix}.attn_k.weight"), kv_width, hidden_size)?;
+        let mut v_proj =
+            weights.linear(&format!("{prefix}.attn_v.weight"), kv_width, hidden_size)?;
+        if biases {
+            q_proj =
+                q_proj.with_bias(weights.vector(&format!("{prefix}.attn_q.bias"), query_width)?);
+            k_proj = k_proj.with_bias(weights.vector(&format!("{prefix}.attn_k.bias"), kv_width)?);
+            v_proj = v_proj.with_bias(weights.vector(&format!("{prefix}.attn_v.bias"), kv_width)?);
+        }
+        let o_proj = weights.linear(
+            &format!("{prefix}.attn_output.weight"),
+            hidden_size,
+            query_width,
+        )?;
+
+        Ok(Attention {
+            q_proj,
+            k_proj,
+            v_proj,
+            o_proj,
+            num_heads: cfg.num_attention_heads,
+            num_kv_heads: cfg.num_key_value_heads,
+            head_dim: cfg.head_dim,
+        })
+    }
+
+    /// Attends `x` (`[seq, hidden]`, positions `cache.len()..`) over the cached prefix and
+    /// itself, writing this layer's keys and values into the cache.
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        rope: &RotaryEmbedding,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (seq_len, _hidden_size) = x.dims2()?;
+        let start = cache.len();
+
+        let query_states = self.q_proj.forward(x)?;
+        let key_states = self.k_proj.forward(x)?;
+        let value_states = self.v_proj.forward(x)?;
+
+        let query_states = query_states
+            .reshape((1, seq_len, self.num_heads, self.head_dim))?
+            .transpose(1, 2)?;
+        let key_states = key_states
+            .reshape((1, seq_len, self.num_kv_heads, self.head_dim))?
+            .transpose(1, 2)?;
+        let value_states = value_states
+            .reshape((seq_len, self.num_kv_heads, self.head_dim))?
+            .transpose(0, 1)?;
+
+        let query_states = rope.apply(&query_states, start)?.squeeze(0)?;
+        let key_states = rope.apply(&key_states, start)?.squeeze(0)?;
+
+        let (key_states, value_states) = cache.write(layer, &key_states, &value_states)?;
+        let total_len = key_states.dim(1)?;
+
+        // Grouped-query attention without repeating keys: the query heads that share a key head
+        // are adjacent, so folding them into the row dimension gives one matmul per key head.
+        let num_kv_groups = self.num_heads / self.num_kv_heads;
+        let grouped_queries =
+            query_states.reshape((self.num_kv_heads, num_kv_groups * seq_len, self.head_dim))?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (grouped_queries.matmul(&key_states.t()?)? * scale)?;
+        let scores = scores.reshape((self.num_heads, seq_len, total_len))?;
+        let scores = match mask {
+            Some(mask) => scores.broadcast_add(mask)?,
+            None => scores,
+        };
+        let probabilities = softmax_last_dim(&scores)?.reshape((
+            self.num_kv_heads,
+            num_kv_groups * seq_len,
+            total_len,
+        ))?;
+        let attention = probabilities.matmul(&value_states)?;
+
+        let attention = attention
+            .reshape((self.num_heads, seq_len, self.head_dim))?
+            .transpose(0, 1)?
+            .reshape((seq_len, self.num_heads * self.head_dim))?;
+        self.o_proj.forward(&attention)
+    }
+
+    fn projection_mut(&mut self, projection: Projection) -> Option<&mut Linear> {
+        match projection {
+            Projection::Query => Some(&mut self.q_proj),
+            Projection::Key => Some(&mut self.k_proj),
+            Projection::Value => Some(&mut self.v_proj),
+            Projection::Output => Some(&mut self.o_proj),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Mlp {
+    fn new(cfg: &Hyperparameters, prefix: &str, weights: &Weights) -> Result<Self> {
+        let (hidden_size, intermediate_size) = (cfg.hidden_size, cfg.intermediate_size);
+        Ok(Mlp {
+            gate_proj: weights.linear(
+                &format!("{prefix}.ffn_gate.weight"),
+                intermediate_size,
+                hidden_size,
+            )?,
+            up_proj: weights.linear(
+                &format!("{prefix}.ffn_up.weight"),
+                intermediate_size,
+                hidden_size,
+            )?,
+            down_proj: weights.linear(
+                &format!("{prefix}.ffn_down.weight"),
+                hidden_size,
+                intermediate_size,
+            )?,
+        })
+    }
+
+    /// SwiGLU: `down(silu(gate(x)) · up(x))`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let gate = silu(&self.gate_proj.forward(x)?)?;
+        let up = self.up_proj.forward(x)?;
+        self.down_proj.forward(&(gate * up)?)
+    }
+
+    fn projection_mut(&mut self, projection: Projection) -> Option<&mut Linear> {
+        match projection {
+            Projection::Gate => Some(&mut self.gate_proj),
+            Projection::Up => Some(&mut self.up_proj),
+            Projection::Down => Some(&mut self.down_proj),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct DecoderLayer {
+    attention_norm: Tensor,
+    attention: Attention,
+    ffn_norm: Tensor,
+    mlp: Mlp,
+    rms_norm_eps: f64,
+}
+
+impl DecoderLayer {
+    fn new(cfg: &Hyperparameters, biases: bool, index: usize, weights: &Weights) -> Result<Self> {
+        let prefix = format!("blk.{index}");
+        Ok(DecoderLayer {
+            attention_norm: weights
+                .vector(&format!("{prefix}.attn_norm.weight"), cfg.hidden_size)?,
+            attention: Attention::new(cfg, biases, &prefix, weights)?,
+            ffn_norm: weights.vector(&format!("{prefix}.ffn_norm.weight"), cfg.hidden_size)?,
+            mlp: Mlp::new(cfg, &prefix, weights)?,
+            rms_norm_eps: cfg.rms_norm_eps,
+        })
+    }
+
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        rope: &RotaryEmbedding,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let residual = x;
+        let hidden_states = rms_norm(x, &self.attention_norm, self.rms_norm_eps)?;
+        let hidden_states = self
+            .attention
+            .forward(&hidden_states, mask, rope, cache, layer)?;
+        let x = (hidden_states + residual)?;
+
+        let residual = &x;
+        let hidden_states = rms_norm(&x, &self.ffn_norm, self.rms_norm_eps)?;
+        let hidden_states = self.mlp.forward(&hidden_states)?;
+        Ok((hidden_states + residual)?)
+    }
+}
+
+/// A loaded llama-family decoder.
+#[derive(Debug)]
+pub struct Llama {
+    /// Token embedding dequantized to f32, `[vocab, hidden]`, for row lookups.
+    embedding: Tensor,
+    layers: Vec<DecoderLayer>,
+    norm: Tensor,
+    lm_head: Linear,
+    rope: RotaryEmbedding,
+    config: Hyperparameters,
+    architecture: Architecture,
+    device: Device,
+}
+
+impl Llama {
+    /// Builds the decoder from GGUF-named tensors, checking that every tensor is present with
+    /// the shape the hyperparameters imply.
+    pub fn load(
+        config: &Hyperparameters,
+        architecture: Architecture,
+        tensors: &TensorSet,
+        device: &Device,
+    ) -> Result<Llama> {
+        check_hyperparameters(config)?;
+        let weights = Weights { tensors, device };
+        let (vocab_size, hidden_size) = (config.vocab_size, config.hidden_size);
+
+        let embedding_view = weights.view("token_embd.weight", &[vocab_size, hidden_size])?;
+        let embedding = float_tensor(embedding_view, device)?;
+        let lm_head = if config.tie_word_embeddings {
+            Linear::from_view(embedding_view, device)?
+        } else {
+            weights.linear("output.weight", vocab_size, hidden_size)?
+        };
+
+        let biases = config.attention_bias || architecture == Architecture::Qwen2;
+        tracing::debug!(
+            ?architecture,
+            biases,
+            tied = config.tie_word_embeddings,
+            "loading decoder"
+        );
+        let layers = (0..config.num_hidden_layers)
+            .map(|index| DecoderLayer::new(config, biases, index, &weights))
+            .collect::<Result<Vec<_>>>()?;
+        let norm = weights.vector("output_norm.weight", hidden_size)?;
+        let rope = RotaryEmbedding::new(
+            config.head_dim,
+            config.rope_theta,
+            config.max_position_embeddings,
+            config.rope_style,
+            device,
+        )?;
+
+        Ok(Llama {
+            embedding,
+            layers,
+            norm,
+            lm_head,
+            rope,
+            config: config.clone(),
+            architecture,
+            device: device.clone(),
+        })
+    }
+
+    /// The hyperparameters the model was loaded with.
+    pub fn config(&self) -> &Hyperparameters {
+        &self.config
+    }
+
+    /// The decoder variant.
+    pub fn architecture(&self) -> Architecture {
+        self.architecture
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Geometry of the caches this model reads and writes.
+    pub fn cache_layout(&self) -> CacheLayout {
+        CacheLayout {
+            dtype: DType::F32,
+            num_layers: self.config.num_hidden_layers,
+            num_kv_heads: self.config.num_key_value_heads,
+            head_dim: self.config.head_dim,
+            max_positions: self.config.max_position_embeddings,
+        }
+    }
+
+    /// Creates an empty cache with room for `capacity` positions before it first grows.
+    pub fn new_cache(&self, capacity: usize) -> Result<KvCache> {
+        KvCache::new(self.cache_layout(), capacity, &self.device)
+    }
+
+    /// The linear layer `projection` of decoder layer `layer`, for attaching a LoRA adapter;
+    /// `None` when `layer` is out of range.
+    pub fn projection_mut(&mut self, layer: usize, projection: Projection) -> Option<&mut Linear> {
+        let layer = self.layers.get_mut(layer)?;
+        match projection {
+            Projection::Query | Projection::Key | Projection::Value | Projection::Output => {
+                layer.attention.projection_mut(projection)
+            }
+            Projection::Gate | Projection::Up | Projection::Down => {
+                layer.mlp.projection_mut(projection)
+            }
+        }
+    }
+
+    /// Feeds `tokens` at positions `cache.len()..` and returns the logits of the last one,
+    /// `[vocab]` f32.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let hidden_states = self.forward_hidden(tokens, cache)?;
+        let last = hidden_states.narrow(0, tokens.len() - 1, 1)?;
+        Ok(self.lm_head.forward(&last)?.squeeze(0)?)
+    }
+
+    /// Feeds `tokens` at positions `cache.len()..` and returns the logits of every one,
+    /// `[tokens.len(), vocab]` f32.
+    pub fn forward_all(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let hidden_states = self.forward_hidden(tokens, cache)?;
+        self.lm_head.forward(&hidden_states)
+    }
+
+    /// Runs every layer and the final norm; returns `[tokens.len(), hidden]`.
+    fn forward_hidden(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyInput { op: "forward" });
+        }
+        self.check_cache(cache)?;
+        self.check_tokens(tokens)?;
+        cache.reserve(tokens.len())?;
+
+        let start = cache.len();
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut hidden_states = self.embedding.index_select(&ids, 0)?;
+        let mask = causal_mask(tokens.len(), start, &self.device)?;
+        for (index, layer) in self.layers.iter().enumerate() {
+            hidden_states =
+                layer.forward(&hidden_states, mask.as_ref(), &self.rope, cache, index)?;
+        }
+        cache.advance(tokens.len());
+        rms_norm(&hidden_states, &self.norm, self.config.rms_norm_eps)
+    }
+
+    fn check_tokens(&self, tokens: &[u32]) -> Result<()> {
+        let vocab_size = self.config.vocab_size;
+        match tokens.iter().find(|&&token| token as usize >= vocab_size) {
+            Some(&token) => Err(Error::TokenOutOfRange { token, vocab_size }),
+            None => Ok(()),
+        }
+    }
+
+    fn check_cache(&self, cache: &KvCache) -> Result<()> {
+        let expected = self.cache_layout();
+        let actual = cache.layout();
+        let fields = [
+            ("layers", expected.num_layers, actual.num_layers),
+            ("kv heads", expected.num_kv_heads, actual.num_kv_heads),
+            ("head dim", expected.head_dim, actual.head_dim),
+            (
+                "max positions",
+                expected.max_positions,
+                actual.max_positions,
+            ),
+        ];
+        for (field, expected, actual) in fields {
+            if expected != actual {
+                let error = CacheError::LayoutMismatch {
+                    field,
+                    expected,
+                    actual,
+                };
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds the additive causal mask `[seq_len, start + seq_len]` for queries at positions
+/// `start..start + seq_len`: a query attends to the whole cached prefix and itself, not to later
+/// tokens. A single query attends to everything, so it needs no mask.
+fn causal_mask(seq_len: usize, start: usize, device: &Device) -> Result<Option<Tensor>> {
+    if seq_len <= 1 {
+        return Ok(None);
+    }
+    let total_len = start + seq_len;
+    let mask: Vec<f32> = (0..seq_len)
+        .flat_map(|row| {
+            (0..total_len).map(move |column| {
+                if column > start + row {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
+        })
+        .collect();
+    Ok(Some(Tensor::from_vec(mask, (seq_len, total_len), device)?))
+}
+
+fn check_hyperparameters(cfg: &Hyperparameters) -> Result<()> {
+    let reason = if cfg.num_key_value_heads == 0 || cfg.num_attention_heads == 0 {
+        Some("num_attention_heads and num_key_value_heads must be positive".to_owned())
+    } else if !cfg
+        .num_attention_heads
+        .is_multiple_of(cfg.num_key_value_heads)
+    {
+        Some(format!(
+            "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+            cfg.num_attention_heads, cfg.num_key_value_heads
+        ))
+    } else if cfg.head_dim == 0 || !cfg.head_dim.is_multiple_of(2) {
+        Some(format!(
+            "head_dim {} must be even and positive for rotary embedding",
+            cfg.head_dim
+        ))
+    } else if cfg.max_position_embeddings == 0 {
+        Some("max_position_embeddings must be positive".to_owned())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(LoadError::Hyperparameters { reason }.into()),
+        None => Ok(()),
+    }
+}
