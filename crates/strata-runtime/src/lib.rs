@@ -8,6 +8,9 @@ pub mod error;
 pub mod generate;
 pub mod model;
 pub mod sampling;
+pub mod stream;
+pub mod template;
+pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerationOutcome, Sequence, generate};
