@@ -48,7 +48,7 @@ pub enum TemplateError {
     /// The template source is not valid Jinja.
     #[error("invalid chat template: {detail}")]
     Syntax {
-        /// minijinja's description, with the line when it has one.
+        /// minijinja's description, with the template line when it has one.
         detail: String,
     },
     /// The template called `raise_exception`, usually to reject the conversation's shape; the
@@ -58,7 +58,7 @@ pub enum TemplateError {
     /// Rendering failed for another reason, such as an unknown filter or a type error.
     #[error("failed to render the chat template: {detail}")]
     Render {
-        /// minijinja's description, with the line when it has one.
+        /// minijinja's description, with the template line when it has one.
         detail: String,
     },
 }
@@ -90,7 +90,7 @@ impl ChatTemplate {
         env.add_global("eos_token", eos_token.unwrap_or_default());
         env.add_template_owned(TEMPLATE_NAME, source.to_owned())
             .map_err(|error| TemplateError::Syntax {
-                detail: describe(&error),
+                detail: error.to_string(),
             })?;
         Ok(ChatTemplate { env })
     }
@@ -166,14 +166,6 @@ fn render_error(error: minijinja::Error) -> TemplateError {
         source = current.source();
     }
     TemplateError::Render {
-        detail: describe(&error),
-    }
-}
-
-/// minijinja's error text with the line it points at, when it has one.
-fn describe(error: &minijinja::Error) -> String {
-    match error.line() {
-        Some(line) => format!("{error} (line {line})"),
-        None => error.to_string(),
+        detail: error.to_string(),
     }
 }
