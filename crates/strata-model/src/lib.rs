@@ -6,10 +6,18 @@
 
 pub mod config;
 pub mod dtype;
+pub mod error;
+pub mod gguf;
+pub mod hf;
+pub mod import;
+pub mod layout;
+pub mod load;
+mod mapped;
 pub mod media;
 pub mod tensor;
 pub mod tokenizer_json;
 
 pub use config::{Architecture, Hyperparameters, ModelConfig, RopeStyle};
 pub use dtype::GgmlType;
+pub use error::{ModelError, Result};
 pub use tensor::{SharedBytes, TensorSet, TensorView};

@@ -28,7 +28,12 @@ pub struct TensorView {
 impl TensorView {
     /// Wraps `data`; the caller has checked that its length matches `dtype` and `shape`.
     pub fn new(name: String, dtype: GgmlType, shape: Vec<usize>, data: SharedBytes) -> Self {
-        TensorView { name, dtype, shape, data }
+        TensorView {
+            name,
+            dtype,
+            shape,
+            data,
+        }
     }
 
     /// The raw bytes in the stored dtype.

@@ -1,0 +1,333 @@
+//! Reading a Hugging Face model directory: `config.json`, `*.safetensors`, `tokenizer.json`
+//! and `tokenizer_config.json`.
+//!
+//! Tensor bytes are kept exactly as stored (F32, F16 or BF16); only names change, from the
+//! Hugging Face tree (`model.layers.3.mlp.up_proj.weight`) to GGUF's (`blk.3.ffn_up.weight`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use serde_json::Value;
+
+use crate::config::{Architecture, Hyperparameters, RopeStyle, Source};
+use crate::dtype::GgmlType;
+use crate::error::{ModelError, Result, SafetensorsError};
+use crate::import::{Draft, SourceTensor};
+use crate::mapped;
+use crate::tokenizer_json::BuiltTokenizer;
+
+/// Largest safetensors header accepted, as the `safetensors` crate limits it (100 MB).
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// A parsed Hugging Face directory.
+#[derive(Debug)]
+pub struct HfModel {
+    dir: PathBuf,
+    /// Decoder variant from `config.json`.
+    pub architecture: Architecture,
+    /// Hyperparameters from `config.json`.
+    pub hyperparameters: Hyperparameters,
+    shards: Vec<(PathBuf, Arc<Mmap>)>,
+    tokenizer_json: String,
+    tokenizer_config: Value,
+}
+
+impl HfModel {
+    /// Reads and validates the directory's files; tensor data stays mapped, not copied.
+    pub fn open(dir: &Path) -> Result<HfModel> {
+        let config = read_json(&dir.join("config.json"))?;
+        let (architecture, hyperparameters) = hyperparameters(&dir.join("config.json"), &config)?;
+        let tokenizer_path = dir.join("tokenizer.json");
+        let tokenizer_json =
+            std::fs::read_to_string(&tokenizer_path).map_err(|source| SafetensorsError::Io {
+                path: tokenizer_path,
+                source,
+            })?;
+        let tokenizer_config_path = dir.join("tokenizer_config.json");
+        let tokenizer_config = if tokenizer_config_path.exists() {
+            read_json(&tokenizer_config_path)?
+        } else {
+            Value::Object(Default::default())
+        };
+        let shards = shard_paths(dir)?
+            .into_iter()
+            .map(|path| {
+                let map = mapped::map_file(&path).map_err(|source| SafetensorsError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                check_header_length(&path, &map)?;
+                Ok((path, map))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HfModel {
+            dir: dir.to_path_buf(),
+            architecture,
+            hyperparameters,
+            shards,
+            tokenizer_json,
+            tokenizer_config,
+        })
+    }
+
+    /// Every tensor of every shard, renamed to GGUF names.
+    pub(crate) fn tensors(&self) -> Result<Vec<SourceTensor<'_>>> {
+        let mut tensors = Vec::new();
+        for (path, map) in &self.shards {
+            let parsed = safetensors::SafeTensors::deserialize(map).map_err(|error| {
+                SafetensorsError::Invalid {
+                    path: path.clone(),
+                    message: error.to_string(),
+                }
+            })?;
+            for (name, view) in parsed.tensors() {
+                let dtype = match view.dtype() {
+                    safetensors::Dtype::F32 => GgmlType::F32,
+                    safetensors::Dtype::F16 => GgmlType::F16,
+                    safetensors::Dtype::BF16 => GgmlType::Bf16,
+                    other => {
+                        return Err(SafetensorsError::UnsupportedDtype {
+                            path: path.clone(),
+                            tensor: name,
+                            dtype: format!("{other:?}"),
+                        }
+                        .into());
+                    }
+                };
+                let Some(gguf_name) = gguf_name(&name) else {
+                    tracing::debug!(tensor = %name, "skipping tensor the decoder does not use");
+                    continue;
+                };
+                tensors.push(SourceTensor {
+                    name: gguf_name,
+                    dtype,
+                    shape: view.shape().to_vec(),
+                    bytes: view.data(),
+                });
+            }
+        }
+        Ok(tensors)
+    }
+
+    /// The version draft: tokenizer, chat template and source.
+    pub(crate) fn draft(&self, file: String) -> Result<Draft> {
+        let tokenizer = self.tokenizer()?;
+        let chat_template = self
+            .tokenizer_config
+            .get("chat_template")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok(Draft {
+            architecture: self.architecture,
+            hyperparameters: self.hyperparameters.clone(),
+            tokenizer,
+            chat_template,
+            name: self
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            source: Source {
+                kind: "safetensors".to_string(),
+                file,
+                sha256: None,
+            },
+        })
+    }
+
+    /// The directory's `tokenizer.json` as is, with special tokens from `tokenizer_config.json`.
+    fn tokenizer(&self) -> Result<BuiltTokenizer> {
+        let path = self.dir.join("tokenizer.json");
+        let parsed: Value = serde_json::from_str(&self.tokenizer_json).map_err(|error| {
+            SafetensorsError::Config {
+                path: path.clone(),
+                message: error.to_string(),
+            }
+        })?;
+        let token = |key: &str| special_token(self.tokenizer_config.get(key));
+        let bos_token = token("bos_token");
+        let eos_token = token("eos_token");
+        let mut stop_token_ids = Vec::new();
+        for text in eos_token
+            .iter()
+            .chain(["<|im_end|>".to_string(), "<|eot_id|>".to_string()].iter())
+        {
+            if let Some(id) = added_token_id(&parsed, text) {
+                if !stop_token_ids.contains(&id) {
+                    stop_token_ids.push(id);
+                }
+            }
+        }
+        let add_bos_token = self
+            .tokenizer_config
+            .get("add_bos_token")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        Ok(BuiltTokenizer {
+            json: self.tokenizer_json.clone(),
+            bos_token,
+            eos_token,
+            stop_token_ids,
+            add_bos_token,
+        })
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| SafetensorsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|error| {
+        SafetensorsError::Config {
+            path: path.to_path_buf(),
+            message: error.to_string(),
+        }
+        .into()
+    })
+}
+
+/// A special token in `tokenizer_config.json`: a string or `{"content": …}`.
+fn special_token(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(text) => Some(text.clone()),
+        Value::Object(map) => map
+            .get("content")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+fn added_token_id(tokenizer: &Value, content: &str) -> Option<u32> {
+    let added = tokenizer.get("added_tokens")?.as_array()?;
+    added
+        .iter()
+        .find(|token| token.get("content").and_then(Value::as_str) == Some(content))
+        .and_then(|token| token.get("id")?.as_u64())
+        .and_then(|id| u32::try_from(id).ok())
+}
+
+/// Checks the 8-byte header length against the file size and the limit before parsing.
+fn check_header_length(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_len = bytes.len() as u64;
+    let header_error = |declared| SafetensorsError::HeaderLength {
+        path: path.to_path_buf(),
+        declared,
+        file_len,
+        limit: MAX_HEADER_BYTES,
+    };
+    let Some(prefix) = bytes.get(..8) else {
+        return Err(header_error(0).into());
+    };
+    let declared = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
+    if declared > MAX_HEADER_BYTES || declared > file_len - 8 {
+        return Err(header_error(declared).into());
+    }
+    Ok(())
+}
+
+fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SafetensorsError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "safetensors"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(SafetensorsError::NoWeights {
+            dir: dir.to_path_buf(),
+        }
+        .into());
+    }
+    Ok(paths)
+}
+
+/// Maps a Hugging Face tensor name to its GGUF name; `None` for tensors the decoder ignores.
+pub fn gguf_name(name: &str) -> Option<String> {
+    let fixed = match name {
+        "model.embed_tokens.weight" => Some("token_embd.weight"),
+        "model.norm.weight" => Some("output_norm.weight"),
+        "lm_head.weight" => Some("output.weight"),
+        _ => None,
+    };
+    if let Some(fixed) = fixed {
+        return Some(fixed.to_string());
+    }
+    let rest = name.strip_prefix("model.layers.")?;
+    let (layer, suffix) = rest.split_once('.')?;
+    let layer: usize = layer.parse().ok()?;
+    let mapped = match suffix {
+        "input_layernorm.weight" => "attn_norm.weight",
+        "post_attention_layernorm.weight" => "ffn_norm.weight",
+        "self_attn.q_proj.weight" => "attn_q.weight",
+        "self_attn.k_proj.weight" => "attn_k.weight",
+        "self_attn.v_proj.weight" => "attn_v.weight",
+        "self_attn.q_proj.bias" => "attn_q.bias",
+        "self_attn.k_proj.bias" => "attn_k.bias",
+        "self_attn.v_proj.bias" => "attn_v.bias",
+        "self_attn.o_proj.weight" => "attn_output.weight",
+        "mlp.gate_proj.weight" => "ffn_gate.weight",
+        "mlp.up_proj.weight" => "ffn_up.weight",
+        "mlp.down_proj.weight" => "ffn_down.weight",
+        _ => return None,
+    };
+    Some(format!("blk.{layer}.{mapped}"))
+}
+
+fn hyperparameters(path: &Path, config: &Value) -> Result<(Architecture, Hyperparameters)> {
+    let config_error = |message: String| -> ModelError {
+        SafetensorsError::Config {
+            path: path.to_path_buf(),
+            message,
+        }
+        .into()
+    };
+    let model_type = config
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let architecture = match model_type {
+        "llama" => Architecture::Llama,
+        "qwen2" => Architecture::Qwen2,
+        other => {
+            return Err(config_error(format!(
+                "model_type {other:?} is not supported; llama and qwen2 are"
+            )));
+        }
+    };
+    let number = |key: &str| -> Result<usize> {
+        config
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
+            .ok_or_else(|| config_error(format!("{key} is missing or not an integer")))
+    };
+    let hidden_size = number("hidden_size")?;
+    let num_attention_heads = number("num_attention_heads")?;
+    let num_key_value_heads = number("num_key_value_heads").unwrap_or(num_attention_heads);
+    let head_dim = number("head_dim").unwrap_or(hidden_size / num_attention_heads.max(1));
+    let float =
+        |key: &str, default: f64| config.get(key).and_then(Value::as_f64).unwrap_or(default);
+    let flag =
+        |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
+    let hyperparameters = Hyperparameters {
+        vocab_size: number("vocab_size")?,
+        hidden_size,
+        intermediate_size: number("intermediate_size")?,
+        num_hidden_layers: number("num_hidden_layers")?,
+        num_attention_heads,
+        num_key_value_heads,
+        head_dim,
+        rms_norm_eps: float("rms_norm_eps", 1e-6),
+        rope_theta: float("rope_theta", 10_000.0),
+        rope_style: RopeStyle::Half,
+        max_position_embeddings: number("max_position_embeddings")?,
+        tie_word_embeddings: flag("tie_word_embeddings", false),
+        attention_bias: flag("attention_bias", architecture == Architecture::Qwen2),
+    };
+    Ok((architecture, hyperparameters))
+}
