@@ -50,6 +50,12 @@ pub enum Error {
     /// A tensor operation failed inside candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// Text could not be encoded or token ids decoded.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    /// The chat template failed to compile or render.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
 }
 
 /// Failure to build a model or a layer from stored tensors.

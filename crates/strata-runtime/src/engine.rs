@@ -1,0 +1,226 @@
+//! A loaded model ready to chat: decoder, tokenizer and chat template together.
+//!
+//! [`Engine`] is what the CLI (and later the server) hold once per model version; a [`Chat`] is
+//! one conversation over it, keeping its messages and the token ids and KV cache of everything
+//! rendered so far, so each turn feeds only the tokens the cache does not hold yet.
+
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use candle_core::Device;
+use strata_model::ModelConfig;
+use strata_model::load::LoadedModel;
+use strata_store::Digest;
+
+use crate::error::Result;
+use crate::generate::{self, FinishReason, Sequence};
+use crate::model::Llama;
+use crate::sampling::SamplingParams;
+use crate::stream::StreamDecoder;
+use crate::template::{ChatTemplate, Message};
+use crate::tokenizer::ChatTokenizer;
+
+/// Positions a new chat's cache holds before its first growth.
+const INITIAL_CACHE_POSITIONS: usize = 512;
+
+/// A model version loaded for generation.
+#[derive(Debug)]
+pub struct Engine {
+    model: Llama,
+    tokenizer: ChatTokenizer,
+    template: ChatTemplate,
+    config: ModelConfig,
+    manifest_digest: Digest,
+}
+
+impl Engine {
+    /// Builds the decoder, tokenizer and template of a version loaded from the store, on CPU.
+    pub fn load(loaded: &LoadedModel) -> Result<Engine> {
+        let strata = &loaded.config.strata;
+        let device = Device::Cpu;
+        let model = Llama::load(
+            &strata.hyperparameters,
+            strata.architecture,
+            &loaded.tensors,
+            &device,
+        )?;
+        let tokenizer = ChatTokenizer::from_json(&loaded.tokenizer_json, &strata.tokenizer)?;
+        let bos = strata.tokenizer.bos_token.as_deref();
+        let eos = strata.tokenizer.eos_token.as_deref();
+        let template = match &loaded.chat_template {
+            Some(source) => ChatTemplate::new(source, bos, eos)?,
+            None => ChatTemplate::chatml(),
+        };
+        Ok(Engine {
+            model,
+            tokenizer,
+            template,
+            config: loaded.config.clone(),
+            manifest_digest: loaded.manifest_digest.clone(),
+        })
+    }
+
+    /// The decoder.
+    pub fn model(&self) -> &Llama {
+        &self.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &ChatTokenizer {
+        &self.tokenizer
+    }
+
+    /// The chat template.
+    pub fn template(&self) -> &ChatTemplate {
+        &self.template
+    }
+
+    /// The version's config document.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Digest of the manifest the weights were loaded from.
+    pub fn manifest_digest(&self) -> &Digest {
+        &self.manifest_digest
+    }
+
+    /// Number of token ids the model knows.
+    pub fn vocab_size(&self) -> usize {
+        self.model.config().vocab_size
+    }
+
+    /// Starts a conversation, with `system` as its system message when given.
+    pub fn new_chat(&self, system: Option<String>) -> Chat {
+        Chat {
+            system,
+            messages: Vec::new(),
+            sequence: None,
+        }
+    }
+}
+
+/// The result of one [`Chat::send`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// The assistant's answer as streamed.
+    pub text: String,
+    /// Why generation ended.
+    pub finish: FinishReason,
+    /// Tokens in the rendered conversation fed as the prompt.
+    pub prompt_tokens: usize,
+    /// Prompt tokens taken from the cache instead of being fed again.
+    pub reused_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// Time spent feeding the prompt.
+    pub prefill_time: Duration,
+    /// Time spent generating.
+    pub decode_time: Duration,
+}
+
+/// One conversation: its messages plus the cached tokens of the last rendering.
+#[derive(Debug)]
+pub struct Chat {
+    system: Option<String>,
+    messages: Vec<Message>,
+    sequence: Option<Sequence>,
+}
+
+impl Chat {
+    /// The conversation so far, without the system message.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Forgets every message and the cache; the system message stays.
+    pub fn clear(&mut self) {
+        self.messages.clear();
+        self.sequence = None;
+    }
+
+    /// Adds `user_text` as a user message and generates the assistant's answer.
+    ///
+    /// Each decoded piece of text goes to `on_text`, never splitting a UTF-8 character;
+    /// `ControlFlow::Break` stops the answer, which is kept as far as it got. On an error the
+    /// user message is taken back, so the chat is as it was before the call.
+    pub fn send(
+        &mut self,
+        engine: &Engine,
+        user_text: &str,
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Reply> {
+        self.messages.push(Message::new("user", user_text));
+        let reply = self.generate_reply(engine, params, on_text);
+        match &reply {
+            Ok(reply) => self.messages.push(Message::new("assistant", &reply.text)),
+            Err(_) => {
+                self.messages.pop();
+            }
+        }
+        reply
+    }
+
+    fn generate_reply(
+        &mut self,
+        engine: &Engine,
+        params: &SamplingParams,
+        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<Reply> {
+        let prompt = engine
+            .tokenizer
+            .encode_chat(&engine.template, &self.rendered(), true)?;
+        let sequence = match &mut self.sequence {
+            Some(sequence) => sequence,
+            None => self.sequence.insert(Sequence::new(engine.model.new_cache(
+                INITIAL_CACHE_POSITIONS.max(prompt.len() + params.max_tokens.min(4096)),
+            )?)),
+        };
+
+        let mut decoder = StreamDecoder::new(&engine.tokenizer);
+        let mut text = String::new();
+        let mut decode_error = None;
+        let outcome = generate::generate(
+            &engine.model,
+            sequence,
+            &prompt,
+            params,
+            |token| engine.tokenizer.is_stop(token),
+            |token| match decoder.push(token) {
+                Ok(Some(piece)) => {
+                    text.push_str(&piece);
+                    on_text(&piece)
+                }
+                Ok(None) => ControlFlow::Continue(()),
+                Err(error) => {
+                    decode_error = Some(error);
+                    ControlFlow::Break(())
+                }
+            },
+        )?;
+        if let Some(error) = decode_error {
+            return Err(error.into());
+        }
+        if let Some(tail) = decoder.finish()? {
+            text.push_str(&tail);
+            let _ = on_text(&tail);
+        }
+
+        Ok(Reply {
+            text,
+            finish: outcome.finish,
+            prompt_tokens: outcome.prompt_tokens,
+            reused_tokens: outcome.reused_tokens,
+            generated_tokens: outcome.tokens.len(),
+            prefill_time: outcome.prefill_time,
+            decode_time: outcome.decode_time,
+        })
+    }
+
+    /// The messages as the template sees them, with the system message first.
+    fn rendered(&self) -> Vec<Message> {
+        let system = self.system.iter().map(|text| Message::new("system", text));
+        system.chain(self.messages.iter().cloned()).collect()
+    }
+}
