@@ -1,3 +1,60 @@
 //! The `strata` command-line interface: thin glue over the store, model and runtime crates.
+//!
+//! stdout carries only answers and listings; progress, logs and errors go to stderr. Exit codes
+//! live in [`exit`].
 
-fn main() {}
+mod catalog;
+mod cli;
+mod commands;
+mod exit;
+mod home;
+mod interrupt;
+mod progress;
+mod repl;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let code = match dispatch(cli) {
+        Ok(()) => exit::SUCCESS,
+        Err(error) => exit::report(&error),
+    };
+    std::process::exit(code);
+}
+
+/// Runs one subcommand.
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let home = home::resolve(cli.home.as_deref())?;
+    match cli.command {
+        Command::Pull(args) => commands::pull::run(&home, &args),
+        Command::Import(args) => commands::import::run(&home, &args),
+        Command::Run(args) => commands::run::run(&home, &args),
+        Command::List => commands::list::run(&home),
+        Command::Show(args) => commands::show::run(&home, &args),
+        Command::Rm(args) => commands::rm::run(&home, &args),
+        Command::Fsck => commands::fsck::run(&home),
+        Command::Gc => commands::gc::run(&home),
+        Command::Bench(args) => commands::bench::run(&home, &args),
+    }
+}
+
+/// Sends logs to stderr: warnings by default, more with each `-v`, or as `RUST_LOG` says.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,11 @@
+//! One module per subcommand.
+
+pub(crate) mod bench;
+pub(crate) mod fsck;
+pub(crate) mod gc;
+pub(crate) mod import;
+pub(crate) mod list;
+pub(crate) mod pull;
+pub(crate) mod rm;
+pub(crate) mod run;
+pub(crate) mod show;
