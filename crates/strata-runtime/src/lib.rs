@@ -4,6 +4,7 @@
 //! layers that can carry LoRA adapters, the quantized kernels, sampling, the chat template and
 //! the tokenizer wrapper used for generation and streaming.
 
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod model;

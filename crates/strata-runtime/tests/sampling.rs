@@ -12,7 +12,9 @@ fn logits_tensor() -> Tensor {
 
 fn draw(params: SamplingParams, count: usize) -> Vec<u32> {
     let mut sampler = Sampler::new(params);
-    (0..count).map(|_| sampler.sample(&logits_tensor(), &[]).unwrap()).collect()
+    (0..count)
+        .map(|_| sampler.sample(&logits_tensor(), &[]).unwrap())
+        .collect()
 }
 
 fn seeded(seed: u64) -> SamplingParams {
@@ -59,22 +61,34 @@ fn different_seeds_differ() {
 
 #[test]
 fn top_k_one_is_greedy() {
-    let params = SamplingParams { top_k: Some(1), ..seeded(7) };
+    let params = SamplingParams {
+        top_k: Some(1),
+        ..seeded(7)
+    };
     assert_eq!(draw(params, 20), vec![1; 20]);
 }
 
 #[test]
 fn top_k_limits_candidates() {
-    let params = SamplingParams { top_k: Some(2), ..seeded(7) };
+    let params = SamplingParams {
+        top_k: Some(2),
+        ..seeded(7)
+    };
     let tokens = draw(params, 200);
-    assert!(tokens.iter().all(|&token| token == 1 || token == 3), "drew {tokens:?}");
+    assert!(
+        tokens.iter().all(|&token| token == 1 || token == 3),
+        "drew {tokens:?}"
+    );
     assert!(tokens.contains(&1));
     assert!(tokens.contains(&3));
 }
 
 #[test]
 fn small_top_p_is_greedy() {
-    let params = SamplingParams { top_p: Some(0.01), ..seeded(7) };
+    let params = SamplingParams {
+        top_p: Some(0.01),
+        ..seeded(7)
+    };
     assert_eq!(draw(params, 20), vec![1; 20]);
 }
 
@@ -84,13 +98,19 @@ fn repeat_penalty_lowers_repeated_token() {
     apply_repeat_penalty(&mut logits, &[1, 1, 2], 2.0);
 
     assert_eq!(logits[1], 1.0, "a positive logit is divided");
-    assert_eq!(logits[2], -2.0, "a negative logit is multiplied, once for a repeated id");
+    assert_eq!(
+        logits[2], -2.0,
+        "a negative logit is multiplied, once for a repeated id"
+    );
     assert_eq!(logits[3], LOGITS[3], "other tokens are unchanged");
 }
 
 #[test]
 fn repeat_penalty_changes_greedy_choice() {
-    let params = SamplingParams { repeat_penalty: 1.5, ..SamplingParams::greedy() };
+    let params = SamplingParams {
+        repeat_penalty: 1.5,
+        ..SamplingParams::greedy()
+    };
     let mut sampler = Sampler::new(params);
 
     let token = sampler.sample(&logits_tensor(), &[9, 1]).unwrap();
@@ -100,8 +120,11 @@ fn repeat_penalty_changes_greedy_choice() {
 
 #[test]
 fn repeat_penalty_looks_at_last_n_only() {
-    let params =
-        SamplingParams { repeat_penalty: 1.5, repeat_last_n: 2, ..SamplingParams::greedy() };
+    let params = SamplingParams {
+        repeat_penalty: 1.5,
+        repeat_last_n: 2,
+        ..SamplingParams::greedy()
+    };
     let mut sampler = Sampler::new(params);
 
     let token = sampler.sample(&logits_tensor(), &[1, 4, 5]).unwrap();
