@@ -1,9 +1,9 @@
 """Write the reference token ids that strata's tokenizer tests compare against.
 
 The reference tokenizer is built here with the Python `tokenizers` package from the tokenizer
-metadata of SmolLM2-135M-Instruct's GGUF file (read with the `gguf` package), configured as
-SmolLM2's published tokenizer.json is: byte-level BPE, no normalizer, each digit split alone
-before GPT-2's byte-level split, control tokens as special added tokens. It is written with the
+metadata of SmolLM2-135M-Instruct's GGUF file, read with the `gguf` package. It is configured
+as SmolLM2's published tokenizer.json is. That means byte-level BPE with no normalizer, each
+digit split alone before GPT-2's byte-level split, and control tokens as special added tokens. It is written with the
 Python API objects, independently of the Rust code that builds strata's tokenizer.json.
 
 transformers' GGUF tokenizer loader (4.57 and 5.25) was not used: both import torch to read a
@@ -70,7 +70,8 @@ def read_metadata(path):
 
 def build_reference(meta):
     """Build SmolLM2's tokenizer from the GGUF vocabulary and merges."""
-    assert meta["model"] == "gpt2" and meta["pre"] == "smollm", (meta["model"], meta["pre"])
+    assert meta["model"] == "gpt2", meta["model"]
+    assert meta["pre"] == "smollm", meta["pre"]
     vocab = {token: index for index, token in enumerate(meta["tokens"])}
     merges = [tuple(merge.split(" ")) for merge in meta["merges"]]
     tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))

@@ -63,7 +63,7 @@ pub struct BuiltTokenizer {
     pub eos_token: Option<String>,
     /// The end-of-sequence, end-of-turn and end-of-message ids, deduplicated, in that order.
     pub stop_token_ids: Vec<u32>,
-    /// True when a prompt starts with the BOS token (`false` when the file does not say).
+    /// True when a prompt starts with the BOS token (`false` when the file does not set it).
     pub add_bos_token: bool,
 }
 
@@ -195,7 +195,7 @@ fn validate(spec: &GgufTokenizerSpec) -> Result<(), TokenizerJsonError> {
     Ok(())
 }
 
-/// The special-token ids the spec sets, each with its GGUF key.
+/// Lists the special-token ids the spec sets, each with its GGUF key.
 fn special_ids(spec: &GgufTokenizerSpec) -> Vec<(&'static str, u32)> {
     let keys = [
         ("tokenizer.ggml.bos_token_id", spec.bos_token_id),
@@ -210,7 +210,7 @@ fn special_ids(spec: &GgufTokenizerSpec) -> Vec<(&'static str, u32)> {
         .collect()
 }
 
-/// The end-of-sequence, end-of-turn and end-of-message ids, first occurrence kept.
+/// Collects the end-of-sequence, end-of-turn and end-of-message ids, first occurrence kept.
 fn stop_token_ids(spec: &GgufTokenizerSpec) -> Vec<u32> {
     let mut ids = Vec::new();
     for id in [spec.eos_token_id, spec.eot_token_id, spec.eom_token_id]
@@ -230,7 +230,7 @@ fn stop_token_ids(spec: &GgufTokenizerSpec) -> Vec<u32> {
     ids
 }
 
-/// The `added_tokens` array: control and user-defined tokens, and every special id, by id.
+/// Builds the `added_tokens` array: control and user-defined tokens, and every special id.
 fn added_tokens(spec: &GgufTokenizerSpec) -> Vec<Value> {
     let specials: HashSet<u32> = special_ids(spec).into_iter().map(|(_, id)| id).collect();
     let mut added = Vec::new();
@@ -252,7 +252,7 @@ fn added_tokens(spec: &GgufTokenizerSpec) -> Vec<Value> {
     added
 }
 
-/// The BPE `model` object: the vocabulary by token text and the merges as pairs.
+/// Builds the BPE `model` object: the vocabulary by token text and the merges as pairs.
 fn bpe_model(spec: &GgufTokenizerSpec, ignore_merges: bool) -> Result<Value, TokenizerJsonError> {
     let mut vocab = Map::with_capacity(spec.tokens.len());
     let mut duplicates = 0usize;
@@ -340,7 +340,7 @@ fn pre_tokenization(pre: Option<&str>) -> PreTokenization {
     }
 }
 
-/// A `ByteLevel` pre-tokenizer or decoder object; `use_regex` applies GPT-2's split.
+/// Builds a `ByteLevel` pre-tokenizer or decoder object. `use_regex` applies GPT-2's split.
 fn byte_level(add_prefix_space: bool, use_regex: bool) -> Value {
     json!({
         "type": "ByteLevel",
@@ -350,7 +350,7 @@ fn byte_level(add_prefix_space: bool, use_regex: bool) -> Value {
     })
 }
 
-/// A `Split` on `pattern` (matches kept as words) followed by byte-level spelling.
+/// Builds a `Split` on `pattern` (matches kept as words) followed by byte-level spelling.
 fn split_then_byte_level(pattern: &str) -> Value {
     let split = json!({
         "type": "Split",
@@ -361,7 +361,7 @@ fn split_then_byte_level(pattern: &str) -> Value {
     sequence(vec![split, byte_level(false, false)])
 }
 
-/// A `Sequence` pre-tokenizer object.
+/// Builds a `Sequence` pre-tokenizer object.
 fn sequence(pretokenizers: Vec<Value>) -> Value {
     json!({"type": "Sequence", "pretokenizers": pretokenizers})
 }

@@ -8,7 +8,7 @@ use strata_model::tokenizer_json::{
 };
 use tokenizers::Tokenizer;
 
-/// A byte-level vocabulary: a control token, a user-defined token, letters, digits and `Ġ`
+/// Returns a byte-level vocabulary: a control token, a user-defined token, letters, digits and `Ġ`
 /// (GPT-2's spelling of a space), with merges for `ab`, ` a` and `12`.
 fn tiny_spec() -> GgufTokenizerSpec {
     let tokens = [

@@ -2,17 +2,17 @@
 //! cutting a multibyte UTF-8 character in two.
 //!
 //! For byte-level tokenizers each id's bytes are appended to a buffer, and everything up to the
-//! last complete character is emitted; an incomplete tail (at most 3 bytes) waits for the next
+//! last complete character is emitted. An incomplete tail (at most 3 bytes) waits for the next
 //! id. Other tokenizers (SentencePiece `▁` spaces, byte fallback) are decoded over a short window
 //! of recent ids, and the new text is the difference from the previous decode. Both cost O(1)
-//! per id, independent of the answer's length.
+//! per id, independent of the length of the generated text.
 
 use crate::tokenizer::{ChatTokenizer, Result};
 
 /// Ids kept in the decode window of a non-byte-level tokenizer before it is shortened.
 const WINDOW_IDS: usize = 8;
 
-/// Incremental decoder for the ids of one answer.
+/// Incremental decoder for the ids of one generated response.
 #[derive(Debug)]
 pub struct StreamDecoder<'t> {
     tokenizer: &'t ChatTokenizer,
@@ -25,7 +25,7 @@ pub struct StreamDecoder<'t> {
 }
 
 impl<'t> StreamDecoder<'t> {
-    /// Starts decoding an answer with `tokenizer`.
+    /// Starts decoding a response with `tokenizer`.
     pub fn new(tokenizer: &'t ChatTokenizer) -> StreamDecoder<'t> {
         StreamDecoder {
             tokenizer,
@@ -51,7 +51,7 @@ impl<'t> StreamDecoder<'t> {
         Ok(Some(piece).filter(|piece| !piece.is_empty()))
     }
 
-    /// Returns what remains at the end of the answer; bytes that never formed a character
+    /// Returns what remains at the end of the response. Bytes that never formed a character
     /// become U+FFFD.
     pub fn finish(&mut self) -> Result<Option<String>> {
         let mut piece = String::from_utf8_lossy(&self.pending).into_owned();

@@ -1,9 +1,9 @@
 //! Chat templates: the Jinja source a model ships to turn a conversation into its prompt format.
 //!
 //! Templates written for Hugging Face's `apply_chat_template` are rendered with minijinja set up
-//! the same way: `trim_blocks` and `lstrip_blocks` on, trailing newlines kept, Python string and
-//! dict methods (`.strip()`, `.items()`) through minijinja-contrib's `pycompat`, and the globals
-//! `raise_exception`, `strftime_now`, `bos_token`, `eos_token`, `messages` and
+//! the same way. `trim_blocks` and `lstrip_blocks` are on and trailing newlines are kept. Python
+//! string and dict methods (`.strip()`, `.items()`) come from minijinja-contrib's `pycompat`.
+//! The globals are `raise_exception`, `strftime_now`, `bos_token`, `eos_token`, `messages` and
 //! `add_generation_prompt`. An error a template raises itself is kept apart as
 //! [`TemplateError::Raised`], so a server can return its text to the client.
 
@@ -26,9 +26,9 @@ const CHATML: &str = "{% for message in messages %}\
 /// One turn of a conversation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
-    /// Who speaks: `system`, `user` or `assistant`.
+    /// Speaker role: `system`, `user` or `assistant`.
     pub role: String,
-    /// What they say.
+    /// Message text.
     pub content: String,
 }
 
@@ -95,7 +95,8 @@ impl ChatTemplate {
         Ok(ChatTemplate { env })
     }
 
-    /// The ChatML template (`<|im_start|>role\n...<|im_end|>\n`), for models that ship none.
+    /// Returns the ChatML template (`<|im_start|>role\n...<|im_end|>\n`) for models that ship
+    /// none.
     pub fn chatml() -> ChatTemplate {
         ChatTemplate::new(CHATML, None, None).expect("the built-in ChatML template compiles")
     }
@@ -128,7 +129,7 @@ fn huggingface_syntax() -> SyntaxConfig {
         .expect("default delimiters are valid")
 }
 
-/// The messages as a list of `{role, content}` maps.
+/// Converts the messages to a list of `{role, content}` maps.
 fn messages_value(messages: &[Message]) -> Value {
     let maps = messages.iter().map(|message| {
         Value::from(BTreeMap::from([

@@ -1,10 +1,11 @@
 //! The tokenizer used for generation: a Hugging Face `tokenizer.json` plus the special tokens the
 //! model config records, and chat encoding that keeps user text out of the control tokens.
 //!
-//! User text never becomes a control token: `<|im_end|>` typed by a user encodes as the letters
-//! `<`, `|`, ... For a chat, the template is rendered with every message's content replaced by a
-//! sentinel, the rendering is cut at the sentinels, and only the template's own text (the
-//! scaffolding) is encoded with special tokens recognised.
+//! Text given to [`ChatTokenizer::encode_text`] and message contents given to
+//! [`ChatTokenizer::encode_chat`] never become control tokens: `<|im_end|>` typed by a user
+//! encodes as the characters `<`, `|`, ... For a chat, the template is rendered with every
+//! message's content replaced by a sentinel and the rendering is cut at the sentinels. Only the
+//! template's own text (the scaffolding) is encoded with special tokens recognised.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,8 +14,8 @@ use tokenizers::{DecoderWrapper, Tokenizer};
 
 use crate::template::{ChatTemplate, Message, TemplateError};
 
-/// First and last character of a content sentinel; both are in the Unicode private-use area, so
-/// they appear in no model's chat template.
+/// First and last character of a content sentinel, from Supplementary Private Use Area-A. A
+/// template or content that contains them itself makes encoding fall back to search.
 const SENTINEL_OPEN: char = '\u{F0000}';
 const SENTINEL_CLOSE: char = '\u{F0001}';
 
@@ -28,10 +29,10 @@ pub enum TokenizerError {
         reason: String,
     },
     /// A special token named by the model config is not in the tokenizer's vocabulary.
-    #[error("{which} token `{token}` from the model config is not in the tokenizer vocabulary")]
+    #[error("{kind} token `{token}` from the model config is not in the tokenizer vocabulary")]
     UnknownSpecialToken {
         /// `bos` or `eos`.
-        which: &'static str,
+        kind: &'static str,
         /// The token text.
         token: String,
     },
@@ -40,7 +41,7 @@ pub enum TokenizerError {
     StopIdOutOfRange {
         /// The stop id.
         id: u32,
-        /// Number of ids the tokenizer knows.
+        /// Vocabulary size of the tokenizer, added tokens included.
         vocab_size: usize,
     },
     /// The `tokenizers` crate failed to encode text.
@@ -62,13 +63,13 @@ pub enum TokenizerError {
     /// The chat template failed to render.
     #[error(transparent)]
     Template(#[from] TemplateError),
-    /// The message contents could not be told apart from the template's own text.
+    /// The message contents could not be separated from the template's own text.
     #[error(
         "failed to encode the chat: {reason}; the template transforms message contents in a way \
          that cannot be separated from its control tokens"
     )]
     ContentNotSeparable {
-        /// Which message or check failed.
+        /// The message or the check that failed.
         reason: String,
     },
 }
@@ -149,8 +150,8 @@ impl ChatTokenizer {
             })
     }
 
-    /// The bytes `id` decodes to, for byte-level tokenizers; `None` for other tokenizers and for
-    /// ids outside the vocabulary.
+    /// Returns the bytes `id` decodes to, for byte-level tokenizers. Returns `None` for other
+    /// tokenizers and for ids outside the vocabulary.
     pub fn token_bytes(&self, id: u32) -> Option<&[u8]> {
         let table = self.token_bytes.as_ref()?;
         table.get(id as usize).map(Vec::as_slice)
@@ -171,12 +172,12 @@ impl ChatTokenizer {
         self.stop_ids.contains(&id)
     }
 
-    /// The ids that end generation.
+    /// Returns the ids that end generation.
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids
     }
 
-    /// The beginning-of-sequence id, when the model has one.
+    /// Returns the beginning-of-sequence id, when the model has one.
     pub fn bos_id(&self) -> Option<u32> {
         self.bos_id
     }
@@ -188,10 +189,10 @@ impl ChatTokenizer {
 
     /// Renders and encodes a conversation, with message contents encoded as plain text.
     ///
-    /// The BOS id is prepended when the model config asks for it and the template did not write
-    /// it. When the template changes the sentinels that stand for the contents, the real
-    /// rendering is cut at the contents found by search instead. When that fails too, or could
-    /// turn message text into special tokens, this returns
+    /// The BOS id is prepended when the model config sets `add_bos_token` and the template did
+    /// not write it. When the template changes the sentinels that stand for the contents, the
+    /// real rendering is cut at the contents found by search instead. When that fails too, or
+    /// could turn message text into special tokens, this returns
     /// [`TokenizerError::ContentNotSeparable`].
     pub fn encode_chat(
         &self,
@@ -232,8 +233,8 @@ impl ChatTokenizer {
     /// Cuts the real rendering at contents found by search.
     ///
     /// A search can pick an earlier copy of a content's text, so the cut is rejected when a
-    /// content holds special-token text, or when the scaffolding holds more special tokens than
-    /// the template writes for empty contents.
+    /// content contains special-token text, or when the scaffolding contains more special tokens
+    /// than the template writes for empty contents.
     fn searched_segments_checked(
         &self,
         template: &ChatTemplate,
@@ -298,8 +299,8 @@ enum Segment {
     Content(usize),
 }
 
-/// Renders with sentinels in place of the contents and cuts the rendering at them; `None` when
-/// a content already contains a sentinel character or the template rejects the sentinels.
+/// Renders with sentinels in place of the contents and cuts the rendering at them. Returns
+/// `None` when a content already contains a sentinel character or the template rejects them.
 fn sentinel_segments(
     template: &ChatTemplate,
     messages: &[Message],
@@ -368,7 +369,7 @@ fn push_scaffold(segments: &mut Vec<Segment>, text: &str) {
     }
 }
 
-/// The text the segments stand for, with the real contents in place.
+/// Joins the segments' text, with the real contents in place of the sentinels.
 fn joined_text(segments: &[Segment], messages: &[Message]) -> String {
     let mut text = String::new();
     for segment in segments {
@@ -390,27 +391,27 @@ fn encode(tokenizer: &Tokenizer, text: &str) -> Result<Vec<u32>> {
     Ok(encoding.get_ids().to_vec())
 }
 
-/// The id of a special token named by the config, or an error when the vocabulary lacks it.
+/// Looks up a special token named by the config, failing when the vocabulary lacks it.
 fn special_token_id(
     tokenizer: &Tokenizer,
-    which: &'static str,
+    kind: &'static str,
     token: Option<&str>,
 ) -> Result<Option<u32>> {
     let Some(token) = token else { return Ok(None) };
     match tokenizer.token_to_id(token) {
         Some(id) => Ok(Some(id)),
         None => Err(TokenizerError::UnknownSpecialToken {
-            which,
+            kind,
             token: token.to_owned(),
         }),
     }
 }
 
-/// Each id's bytes when the decoder is byte-level, `None` otherwise.
+/// Maps each id to its bytes when the decoder is byte-level, and returns `None` otherwise.
 ///
-/// A token is mapped character by character through GPT-2's table; a token with a character
-/// outside the table (an added token such as `a b`) stands for its own UTF-8 bytes, as the
-/// `ByteLevel` decoder of tokenizers 0.22 treats it.
+/// A token is mapped character by character through GPT-2's table. A token with a character
+/// outside the table (an added token such as `a b`) is its own UTF-8 bytes, because that is how
+/// the `ByteLevel` decoder of tokenizers 0.22 treats it.
 fn byte_level_table(tokenizer: &Tokenizer, vocab_size: usize) -> Option<Vec<Vec<u8>>> {
     if !matches!(tokenizer.get_decoder(), Some(DecoderWrapper::ByteLevel(_))) {
         return None;

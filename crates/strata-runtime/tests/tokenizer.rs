@@ -36,7 +36,7 @@ fn gpt2_byte_spelling() -> Vec<char> {
         .collect()
 }
 
-/// A byte-level tokenizer with one token per byte (id = byte) and no merges, then
+/// Builds a byte-level tokenizer with one token per byte (id = byte) and no merges, then
 /// `<|im_start|>`, `<|im_end|>` and `<|endoftext|>` as control tokens.
 fn tiny_built(add_bos_token: bool) -> BuiltTokenizer {
     let mut tokens: Vec<String> = gpt2_byte_spelling().iter().map(char::to_string).collect();
