@@ -346,6 +346,58 @@ fn stream_emits_special_tokens_as_text() {
     );
 }
 
+/// Builds a SentencePiece-style tokenizer: `<0x00>`..`<0xFF>` byte tokens (ids 0..=255), then
+/// `▁hello` (256) and `▁world` (257), with the `▁`-to-space, byte-fallback and strip decoders.
+fn sentencepiece_tokenizer() -> ChatTokenizer {
+    let mut vocab = serde_json::Map::new();
+    for byte in 0..=255u32 {
+        vocab.insert(format!("<0x{byte:02X}>"), byte.into());
+    }
+    vocab.insert("▁hello".to_owned(), 256.into());
+    vocab.insert("▁world".to_owned(), 257.into());
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": null, "post_processor": null,
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+            {"type": "ByteFallback"},
+            {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+        ]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": true,
+            "byte_fallback": true, "ignore_merges": false, "vocab": vocab, "merges": []},
+    });
+    let info = TokenizerInfo {
+        bos_token: None,
+        eos_token: None,
+        stop_token_ids: Vec::new(),
+        ..info_for(&tiny_built(false))
+    };
+    ChatTokenizer::from_json(json.to_string().as_bytes(), &info)
+        .expect("load sentencepiece tokenizer")
+}
+
+#[test]
+fn stream_window_holds_byte_fallback_characters() {
+    let tokenizer = sentencepiece_tokenizer();
+    assert!(!tokenizer.is_byte_level());
+    let pieces = stream_pieces(&tokenizer, &[256, 257, 0xE4, 0xB8, 0xAD, 257]);
+    assert!(
+        pieces.iter().all(|piece| !piece.contains('\u{FFFD}')),
+        "{pieces:?}"
+    );
+    assert_eq!(pieces.concat(), "hello world中 world");
+}
+
+#[test]
+fn stream_window_keeps_spaces_across_resets() {
+    let tokenizer = sentencepiece_tokenizer();
+    let ids: Vec<u32> = (0..20).map(|index| 256 + index % 2).collect();
+    let expected = tokenizer.decode(&ids).unwrap();
+    assert_eq!(stream_pieces(&tokenizer, &ids).concat(), expected);
+}
+
 // ---- the real SmolLM2 tokenizer, when STRATA_TEST_GGUF names its GGUF file ----
 
 fn test_gguf() -> Option<PathBuf> {
