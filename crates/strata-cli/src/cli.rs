@@ -83,8 +83,9 @@ pub(crate) struct RunArgs {
 /// Sampling settings of `run`.
 #[derive(Debug, Args, Clone)]
 pub(crate) struct SamplingArgs {
-    /// Sampling temperature; 0 picks the most likely token every step.
-    #[arg(long, default_value_t = 0.7)]
+    /// Sampling temperature; 0 (the default) picks the most likely token every step, which
+    /// suits small models; raise it (0.7) for varied answers.
+    #[arg(long, default_value_t = 0.0)]
     pub(crate) temperature: f64,
 
     /// Keep only the K most likely tokens (0 keeps all).

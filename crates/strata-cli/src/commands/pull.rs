@@ -38,6 +38,8 @@ pub(crate) fn run(home: &Path, args: &PullArgs) -> anyhow::Result<()> {
 
 /// Downloads, verifies and imports `model`, tagging it `NAME:TAG`.
 pub(crate) fn pull(home: &Path, model: &KnownModel) -> anyhow::Result<()> {
+    // Opening the store first lays it out, so the cache folder never makes it a non-store.
+    crate::home::open_store(home)?;
     let cache = home.join(CACHE_DIR);
     fs::create_dir_all(&cache).with_context(|| format!("{}: cannot create", cache.display()))?;
 

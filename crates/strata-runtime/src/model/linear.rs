@@ -6,6 +6,7 @@
 //! adapter adds `scale · (x·Aᵀ)·Bᵀ` to the base output; it stays in f32 so it can be trained.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
@@ -29,9 +30,20 @@ pub struct LoraAdapter {
 enum Weight {
     /// `[out, in]` f32.
     Float(Tensor),
-    /// GGML blocks of an `[out, in]` matrix.
-    Quantized(QMatMul),
+    /// GGML blocks of an `[out, in]` matrix, plus an f32 copy made on the first multi-row
+    /// input: one prompt row at a time the blocks are cheapest to read, while many rows at once
+    /// run faster, and without 8-bit rounding of the activations, through f32 gemm.
+    Quantized {
+        kernel: QMatMul,
+        view: TensorView,
+        dense: Arc<OnceLock<Tensor>>,
+    },
 }
+
+/// Inputs with at least this many rows use the f32 copy of a quantized weight.
+// NOTE: 2 was picked because candle's quantized matmul has no SIMD path for Q4_1, so even two
+// rows run faster in f32; revisit when the block kernels change.
+const DENSE_MIN_ROWS: usize = 2;
 
 /// A bias-optional linear layer `y = x·Wᵀ + b`, with an optional LoRA adapter.
 #[derive(Clone, Debug)]
@@ -51,7 +63,11 @@ impl Linear {
         let weight = if view.dtype.is_float() {
             Weight::Float(float_tensor(view, device)?)
         } else {
-            Weight::Quantized(QMatMul::from_qtensor(qtensor(view, device)?)?)
+            Weight::Quantized {
+                kernel: QMatMul::from_qtensor(qtensor(view, device)?)?,
+                view: view.clone(),
+                dense: Arc::new(OnceLock::new()),
+            }
         };
         tracing::debug!(tensor = %view.name, dtype = view.dtype.name(), "loaded linear weight");
         Ok(Linear {
@@ -81,7 +97,7 @@ impl Linear {
 
     /// True when the base weight is run by the quantized kernel.
     pub fn is_quantized(&self) -> bool {
-        matches!(self.weight, Weight::Quantized(_))
+        matches!(self.weight, Weight::Quantized { .. })
     }
 
     /// Returns the attached adapter, if any.
@@ -117,9 +133,31 @@ impl Linear {
 
     /// Applies the layer to `x` of shape `[..., in_features]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_inner(x, rows(x) >= DENSE_MIN_ROWS)
+    }
+
+    /// Applies the layer with an f32 copy of a quantized weight, whatever the row count.
+    ///
+    /// The decoder uses it for the logits that end a prompt, so the first answer token does not
+    /// depend on the 8-bit rounding of the activations that the block kernels do.
+    pub fn forward_dense(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_inner(x, true)
+    }
+
+    fn forward_inner(&self, x: &Tensor, use_dense: bool) -> Result<Tensor> {
         let mut output = match &self.weight {
             Weight::Float(weight) => matmul_transposed(x, weight)?,
-            Weight::Quantized(weight) => weight.forward(x)?,
+            Weight::Quantized {
+                kernel,
+                view,
+                dense,
+            } => {
+                if use_dense {
+                    matmul_transposed(x, dense_weight(dense, view, x.device())?)?
+                } else {
+                    kernel.forward(x)?
+                }
+            }
         };
         if let Some(bias) = &self.bias {
             output = output.broadcast_add(bias)?;
@@ -131,6 +169,26 @@ impl Linear {
         }
         Ok(output)
     }
+}
+
+/// Number of rows of `x` once its leading dimensions are folded together.
+fn rows(x: &Tensor) -> usize {
+    let in_features = x.dims().last().copied().unwrap_or(1).max(1);
+    x.elem_count() / in_features
+}
+
+/// The f32 copy of a quantized weight, dequantized on first use.
+fn dense_weight<'a>(
+    dense: &'a OnceLock<Tensor>,
+    view: &TensorView,
+    device: &Device,
+) -> Result<&'a Tensor> {
+    if let Some(weight) = dense.get() {
+        return Ok(weight);
+    }
+    let weight = float_tensor(view, device)?;
+    tracing::debug!(tensor = %view.name, "dequantized weight for multi-row inputs");
+    Ok(dense.get_or_init(|| weight))
 }
 
 /// Computes `x·Wᵀ` for `x` of any rank by folding the leading dimensions into one.

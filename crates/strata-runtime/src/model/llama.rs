@@ -417,7 +417,14 @@ impl Llama {
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
         let hidden_states = self.forward_hidden(tokens, cache)?;
         let last = hidden_states.narrow(0, tokens.len() - 1, 1)?;
-        Ok(self.lm_head.forward(&last)?.squeeze(0)?)
+        // A prompt's hidden states came through f32 weights, so its logits do too: the first
+        // answer token then matches an all-f32 run.
+        let logits = if tokens.len() > 1 {
+            self.lm_head.forward_dense(&last)?
+        } else {
+            self.lm_head.forward(&last)?
+        };
+        Ok(logits.squeeze(0)?)
     }
 
     /// Feeds `tokens` at positions `cache.len()..` and returns the logits of every one,
