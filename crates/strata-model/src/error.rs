@@ -26,11 +26,15 @@ pub enum GgufError {
         left: u64,
         offset: u64,
     },
-    #[error("gguf: {field} {count} exceeds what the {left} bytes left in the file can hold")]
+    #[error(
+        "gguf: {field} {count} exceeds the {left} bytes left in the file: each entry takes at \
+         least {item_bytes} bytes, so at most {} fit", left / item_bytes
+    )]
     CountTooLarge {
         field: String,
         count: u64,
         left: u64,
+        item_bytes: u64,
     },
     #[error("gguf: {field} length {len} exceeds the {left} bytes left in the file")]
     LengthTooLarge { field: String, len: u64, left: u64 },
@@ -49,13 +53,18 @@ pub enum GgufError {
     #[error("gguf: tensor {tensor:?} has type id {type_id}; known ids are 0-15 and 30")]
     UnknownType { tensor: String, type_id: u32 },
     #[error(
-        "gguf: tensor {tensor:?} has dimensions {dims:?}, not a whole number of {dtype} blocks"
+        "gguf: tensor {tensor:?} of shape {shape:?} has {elements} elements, not a whole number \
+         of {block}-element {dtype} blocks"
     )]
     BadShape {
         tensor: String,
-        dims: Vec<u64>,
+        shape: Vec<u64>,
+        elements: u64,
         dtype: &'static str,
+        block: usize,
     },
+    #[error("gguf: tensor {tensor:?} of shape {shape:?} is larger than 2^64 bytes")]
+    TooManyElements { tensor: String, shape: Vec<u64> },
     #[error("gguf: general.alignment is {value}; expected a power of two up to 1 MiB")]
     BadAlignment { value: String },
     #[error(
@@ -149,6 +158,8 @@ pub enum ImportError {
         value: String,
         reason: String,
     },
+    #[error("tensor {tensor:?} appears twice")]
+    DuplicateTensor { tensor: String },
     #[error("the tokenizer does not load: {message}")]
     InvalidTokenizer { message: String },
     #[error("tokenizer: {0}")]
@@ -164,10 +175,22 @@ pub enum ImportError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoadError {
-    #[error("{reference} is not a model: its config media type is {media_type:?}")]
+    #[error("{reference} is not a model: its {field} is {media_type:?}")]
     NotAModel {
         reference: String,
+        field: &'static str,
         media_type: String,
+    },
+    #[error("{reference}: tensor {tensor:?} appears in two layers")]
+    DuplicateTensor { reference: String, tensor: String },
+    #[error("{reference}: the chat template blob {digest} is not valid UTF-8")]
+    BadTemplate { reference: String, digest: String },
+    #[error("{reference}: blob {digest} is {actual} bytes, but its descriptor says {declared}")]
+    BlobSize {
+        reference: String,
+        digest: String,
+        declared: u64,
+        actual: u64,
     },
     #[error("{reference}: the config blob is not a valid model config: {message}")]
     BadConfig { reference: String, message: String },

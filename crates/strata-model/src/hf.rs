@@ -5,6 +5,7 @@
 //! Hugging Face tree (`model.layers.3.mlp.up_proj.weight`) to GGUF's (`blk.3.ffn_up.weight`).
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use crate::config::{Architecture, Hyperparameters, RopeStyle, Source};
 use crate::dtype::GgmlType;
-use crate::error::{ModelError, Result, SafetensorsError};
+use crate::error::{ImportError, ModelError, Result, SafetensorsError};
 use crate::import::{Draft, SourceTensor};
 use crate::mapped;
 use crate::tokenizer_json::BuiltTokenizer;
@@ -81,7 +82,15 @@ impl HfModel {
                     message: error.to_string(),
                 }
             })?;
-            for (name, view) in parsed.tensors() {
+            // `SafeTensors::tensors` comes in hash order; sorting by position in the file keeps
+            // the manifest, and so its digest, the same from one import to the next.
+            let mut views = parsed.tensors();
+            views.sort_by_key(|(_, view)| view.data().as_ptr() as usize);
+            for (name, view) in views {
+                let Some(gguf_name) = gguf_name(&name) else {
+                    tracing::debug!(tensor = %name, "skipping tensor the decoder does not use");
+                    continue;
+                };
                 let dtype = match view.dtype() {
                     safetensors::Dtype::F32 => GgmlType::F32,
                     safetensors::Dtype::F16 => GgmlType::F16,
@@ -94,10 +103,6 @@ impl HfModel {
                         }
                         .into());
                     }
-                };
-                let Some(gguf_name) = gguf_name(&name) else {
-                    tracing::debug!(tensor = %name, "skipping tensor the decoder does not use");
-                    continue;
                 };
                 tensors.push(SourceTensor {
                     name: gguf_name,
@@ -113,26 +118,42 @@ impl HfModel {
     /// The version draft: tokenizer, chat template and source.
     pub(crate) fn draft(&self, file: String) -> Result<Draft> {
         let tokenizer = self.tokenizer()?;
-        let chat_template = self
-            .tokenizer_config
-            .get("chat_template")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        let chat_template = self.chat_template()?;
         Ok(Draft {
             architecture: self.architecture,
             hyperparameters: self.hyperparameters.clone(),
             tokenizer,
             chat_template,
-            name: self
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned()),
+            name: Some(file.clone()),
             source: Source {
                 kind: "safetensors".to_string(),
                 file,
                 sha256: None,
             },
         })
+    }
+
+    /// The chat template: `chat_template` of `tokenizer_config.json` (a string, or a list of
+    /// named templates of which strata takes `default`), else the file `chat_template.jinja`.
+    fn chat_template(&self) -> Result<Option<String>> {
+        match self.tokenizer_config.get("chat_template") {
+            Some(Value::String(template)) => return Ok(Some(template.clone())),
+            Some(Value::Array(named)) => {
+                let default = named
+                    .iter()
+                    .find(|entry| entry.get("name").and_then(Value::as_str) == Some("default"))
+                    .and_then(|entry| entry.get("template")?.as_str());
+                return Ok(default.map(str::to_string));
+            }
+            _ => {}
+        }
+        let path = self.dir.join("chat_template.jinja");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let template = std::fs::read_to_string(&path)
+            .map_err(|source| SafetensorsError::Io { path, source })?;
+        Ok(Some(template))
     }
 
     /// The directory's `tokenizer.json` as is, with special tokens from `tokenizer_config.json`.
@@ -144,6 +165,11 @@ impl HfModel {
                 message: error.to_string(),
             }
         })?;
+        tokenizers::Tokenizer::from_str(&self.tokenizer_json).map_err(|error| {
+            ImportError::InvalidTokenizer {
+                message: format!("{}: {error}", path.display()),
+            }
+        })?;
         let token = |key: &str| special_token(self.tokenizer_config.get(key));
         let bos_token = token("bos_token");
         let eos_token = token("eos_token");
@@ -152,10 +178,10 @@ impl HfModel {
             .iter()
             .chain(["<|im_end|>".to_string(), "<|eot_id|>".to_string()].iter())
         {
-            if let Some(id) = added_token_id(&parsed, text) {
-                if !stop_token_ids.contains(&id) {
-                    stop_token_ids.push(id);
-                }
+            if let Some(id) = added_token_id(&parsed, text)
+                && !stop_token_ids.contains(&id)
+            {
+                stop_token_ids.push(id);
             }
         }
         let add_bos_token = self
@@ -218,7 +244,11 @@ fn check_header_length(path: &Path, bytes: &[u8]) -> Result<()> {
         limit: MAX_HEADER_BYTES,
     };
     let Some(prefix) = bytes.get(..8) else {
-        return Err(header_error(0).into());
+        return Err(SafetensorsError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("the file has {file_len} bytes, fewer than the 8-byte header length"),
+        }
+        .into());
     };
     let declared = u64::from_le_bytes(prefix.try_into().expect("8 bytes"));
     if declared > MAX_HEADER_BYTES || declared > file_len - 8 {
@@ -279,55 +309,127 @@ pub fn gguf_name(name: &str) -> Option<String> {
 }
 
 fn hyperparameters(path: &Path, config: &Value) -> Result<(Architecture, Hyperparameters)> {
-    let config_error = |message: String| -> ModelError {
-        SafetensorsError::Config {
-            path: path.to_path_buf(),
-            message,
-        }
-        .into()
+    let fields = ConfigFields { path, config };
+    let architecture = architecture(&fields)?;
+    let hidden_size = fields.usize("hidden_size")?;
+    let num_attention_heads = fields.usize("num_attention_heads")?;
+    let head_dim = match fields.opt_usize("head_dim")? {
+        Some(head_dim) => head_dim,
+        None => hidden_size.checked_div(num_attention_heads).unwrap_or(0),
     };
-    let model_type = config
-        .get("model_type")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let architecture = match model_type {
-        "llama" => Architecture::Llama,
-        "qwen2" => Architecture::Qwen2,
-        other => {
-            return Err(config_error(format!(
-                "model_type {other:?} is not supported; llama and qwen2 are"
-            )));
-        }
-    };
-    let number = |key: &str| -> Result<usize> {
-        config
-            .get(key)
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-            .ok_or_else(|| config_error(format!("{key} is missing or not an integer")))
-    };
-    let hidden_size = number("hidden_size")?;
-    let num_attention_heads = number("num_attention_heads")?;
-    let num_key_value_heads = number("num_key_value_heads").unwrap_or(num_attention_heads);
-    let head_dim = number("head_dim").unwrap_or(hidden_size / num_attention_heads.max(1));
-    let float =
-        |key: &str, default: f64| config.get(key).and_then(Value::as_f64).unwrap_or(default);
-    let flag =
-        |key: &str, default: bool| config.get(key).and_then(Value::as_bool).unwrap_or(default);
     let hyperparameters = Hyperparameters {
-        vocab_size: number("vocab_size")?,
+        vocab_size: fields.usize("vocab_size")?,
         hidden_size,
-        intermediate_size: number("intermediate_size")?,
-        num_hidden_layers: number("num_hidden_layers")?,
+        intermediate_size: fields.usize("intermediate_size")?,
+        num_hidden_layers: fields.usize("num_hidden_layers")?,
         num_attention_heads,
-        num_key_value_heads,
+        num_key_value_heads: fields
+            .opt_usize("num_key_value_heads")?
+            .unwrap_or(num_attention_heads),
         head_dim,
-        rms_norm_eps: float("rms_norm_eps", 1e-6),
-        rope_theta: float("rope_theta", 10_000.0),
+        rms_norm_eps: fields.f64_or("rms_norm_eps", 1e-6)?,
+        rope_theta: fields.f64_or("rope_theta", 10_000.0)?,
         rope_style: RopeStyle::Half,
-        max_position_embeddings: number("max_position_embeddings")?,
-        tie_word_embeddings: flag("tie_word_embeddings", false),
-        attention_bias: flag("attention_bias", architecture == Architecture::Qwen2),
+        max_position_embeddings: fields.usize("max_position_embeddings")?,
+        tie_word_embeddings: fields.bool_or("tie_word_embeddings", false)?,
+        // Qwen2 configs have no `attention_bias` key: their q, k and v projections always
+        // carry biases.
+        attention_bias: fields.bool_or("attention_bias", architecture == Architecture::Qwen2)?,
     };
     Ok((architecture, hyperparameters))
+}
+
+/// The decoder variant from `model_type`, checked against `architectures` when present.
+fn architecture(fields: &ConfigFields<'_>) -> Result<Architecture> {
+    let model_type = fields.opt_str("model_type")?;
+    let classes: Vec<&str> = match fields.config.get("architectures") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        Some(_) => return Err(fields.error("architectures is not a list of class names")),
+    };
+    let known = [
+        ("llama", "LlamaForCausalLM", Architecture::Llama),
+        ("qwen2", "Qwen2ForCausalLM", Architecture::Qwen2),
+    ];
+    let found = known.iter().find(|(kind, class, _)| match model_type {
+        Some(model_type) => model_type == *kind,
+        None => classes.first() == Some(class),
+    });
+    let Some(&(_, class, architecture)) = found else {
+        return Err(fields.error(format!(
+            "model_type {model_type:?} with architectures {classes:?} is not supported; \
+             llama (LlamaForCausalLM) and qwen2 (Qwen2ForCausalLM) are"
+        )));
+    };
+    if !classes.is_empty() && !classes.contains(&class) {
+        return Err(fields.error(format!(
+            "architectures is {classes:?}; a {model_type:?} model must list {class}"
+        )));
+    }
+    Ok(architecture)
+}
+
+/// Typed access to `config.json` with errors naming the key.
+struct ConfigFields<'a> {
+    path: &'a Path,
+    config: &'a Value,
+}
+
+impl ConfigFields<'_> {
+    fn error(&self, message: impl Into<String>) -> ModelError {
+        SafetensorsError::Config {
+            path: self.path.to_path_buf(),
+            message: message.into(),
+        }
+        .into()
+    }
+
+    /// The value of `key`, treating `null` as absent.
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.config.get(key).filter(|value| !value.is_null())
+    }
+
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        let Some(value) = self.get(key) else {
+            return Ok(None);
+        };
+        let number = value
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.error(format!("{key} is {value}, expected a whole number")))?;
+        Ok(Some(number))
+    }
+
+    fn usize(&self, key: &str) -> Result<usize> {
+        self.opt_usize(key)?
+            .ok_or_else(|| self.error(format!("{key} is missing")))
+    }
+
+    fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(value) => value
+                .as_f64()
+                .ok_or_else(|| self.error(format!("{key} is {value}, expected a number"))),
+        }
+    }
+
+    fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(value) => value
+                .as_bool()
+                .ok_or_else(|| self.error(format!("{key} is {value}, expected true or false"))),
+        }
+    }
+
+    fn opt_str(&self, key: &str) -> Result<Option<&str>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => value
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| self.error(format!("{key} is {value}, expected a string"))),
+        }
+    }
 }

@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::str::FromStr;
 
 use chrono::Utc;
 use strata_store::{Descriptor, Digest, DigestWriter, Manifest, Reference, Store};
@@ -119,7 +118,11 @@ pub fn import_hf_dir(
         .collect();
     layout::check_tensors(model.architecture, &model.hyperparameters, &shapes)?;
 
-    let draft = model.draft(file_name(dir))?;
+    // Canonicalized so that `.` or `model/` still names the directory.
+    let name = dir
+        .canonicalize()
+        .map_or_else(|_| file_name(dir), |dir| file_name(&dir));
+    let draft = model.draft(name)?;
     write_version(store, reference, draft, tensors, progress)
 }
 
@@ -155,7 +158,7 @@ pub(crate) fn write_version(
     tensors: Vec<SourceTensor<'_>>,
     progress: Progress<'_>,
 ) -> Result<ImportOutcome> {
-    validate_tokenizer(&draft.tokenizer)?;
+    check_unique_names(&tensors)?;
     let _guard = store.writer()?;
     let total: u64 = tensors.iter().map(|t| t.bytes.len() as u64).sum();
     let mut done = 0;
@@ -220,14 +223,17 @@ pub(crate) fn write_version(
     })
 }
 
-/// Checks that the tokenizer JSON loads, before anything is written.
-fn validate_tokenizer(tokenizer: &BuiltTokenizer) -> Result<()> {
-    tokenizers::Tokenizer::from_str(&tokenizer.json).map_err(|error| {
-        ImportError::InvalidTokenizer {
-            message: error.to_string(),
+/// Fails when two tensors share a name, as two shards of one directory may.
+fn check_unique_names(tensors: &[SourceTensor<'_>]) -> Result<()> {
+    let mut names: Vec<&str> = tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    match names.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(ImportError::DuplicateTensor {
+            tensor: pair[0].to_string(),
         }
-    })?;
-    Ok(())
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Stores one tensor's bytes; returns its layer descriptor and whether the blob is new.
@@ -312,16 +318,21 @@ fn build_config(
     }
 }
 
-/// Parameter count rounded for display: `135M`, `1.5B`.
+/// Parameter count rounded for display: `135M`, `1.5B`, `10K`.
 fn param_size(tensors: &[SourceTensor<'_>]) -> String {
     let count: usize = tensors
         .iter()
         .map(|t| t.shape.iter().product::<usize>())
         .sum();
-    if count >= 1_000_000_000 {
-        format!("{:.1}B", count as f64 / 1e9)
+    let count = count as f64;
+    if count >= 1e9 {
+        format!("{:.1}B", count / 1e9)
+    } else if count >= 1e6 {
+        format!("{:.0}M", count / 1e6)
+    } else if count >= 1e3 {
+        format!("{:.0}K", count / 1e3)
     } else {
-        format!("{:.0}M", count as f64 / 1e6)
+        format!("{count}")
     }
 }
 

@@ -81,7 +81,10 @@ pub fn check_hyperparameters(hp: &Hyperparameters) -> Result<(), ImportError> {
             return Err(hyperparameter(name, value, "it must be positive"));
         }
     }
-    if hp.num_attention_heads % hp.num_key_value_heads != 0 {
+    if !hp
+        .num_attention_heads
+        .is_multiple_of(hp.num_key_value_heads)
+    {
         return Err(hyperparameter(
             "num_key_value_heads",
             hp.num_key_value_heads,
@@ -91,7 +94,7 @@ pub fn check_hyperparameters(hp: &Hyperparameters) -> Result<(), ImportError> {
             ),
         ));
     }
-    if hp.head_dim % 2 != 0 {
+    if !hp.head_dim.is_multiple_of(2) {
         return Err(hyperparameter(
             "head_dim",
             hp.head_dim,

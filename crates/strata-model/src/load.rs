@@ -31,9 +31,19 @@ impl LoadedModel {
         let descriptor = store.resolve(reference)?;
         let manifest = store.read_manifest(&descriptor.digest)?;
         let name = reference.to_string();
+        let artifact_type = manifest.artifact_type.as_deref();
+        if artifact_type.is_some_and(|kind| kind != media::MODEL_ARTIFACT_TYPE) {
+            return Err(LoadError::NotAModel {
+                reference: name,
+                field: "artifact type",
+                media_type: artifact_type.unwrap_or_default().to_string(),
+            }
+            .into());
+        }
         if manifest.config.media_type != media::MODEL_CONFIG_MEDIA_TYPE {
             return Err(LoadError::NotAModel {
                 reference: name,
+                field: "config media type",
                 media_type: manifest.config.media_type.clone(),
             }
             .into());
@@ -51,13 +61,27 @@ impl LoadedModel {
         let mut chat_template = None;
         for layer in &manifest.layers {
             match layer.media_type.as_str() {
-                media::WEIGHT_MEDIA_TYPE => tensors.insert(tensor_view(store, &name, layer)?),
+                media::WEIGHT_MEDIA_TYPE => {
+                    let view = tensor_view(store, &name, layer)?;
+                    if tensors.get(&view.name).is_some() {
+                        return Err(LoadError::DuplicateTensor {
+                            reference: name,
+                            tensor: view.name,
+                        }
+                        .into());
+                    }
+                    tensors.insert(view);
+                }
                 media::TOKENIZER_MEDIA_TYPE => {
                     tokenizer_json = Some(store.read_blob(&layer.digest)?)
                 }
                 media::CHAT_TEMPLATE_MEDIA_TYPE => {
                     let bytes = store.read_blob(&layer.digest)?;
-                    chat_template = Some(String::from_utf8_lossy(&bytes).into_owned());
+                    let text = String::from_utf8(bytes).map_err(|_| LoadError::BadTemplate {
+                        reference: name.clone(),
+                        digest: layer.digest.to_string(),
+                    })?;
+                    chat_template = Some(text);
                 }
                 other => {
                     return Err(LoadError::UnknownLayer {
@@ -113,7 +137,16 @@ fn tensor_view(store: &Store, reference: &str, layer: &Descriptor) -> Result<Ten
     let expected = elements.and_then(|elements| dtype.byte_len(elements));
     let map = store.map_blob(&layer.digest)?;
     let actual = map.len() as u64;
-    if expected != Some(actual) || layer.size != actual {
+    if layer.size != actual {
+        return Err(LoadError::BlobSize {
+            reference: reference.to_string(),
+            digest: layer.digest.to_string(),
+            declared: layer.size,
+            actual,
+        }
+        .into());
+    }
+    if expected != Some(actual) {
         return Err(LoadError::TensorSize {
             reference: reference.to_string(),
             tensor: name,

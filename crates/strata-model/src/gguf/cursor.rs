@@ -45,12 +45,13 @@ impl<'a> Cursor<'a> {
         min_item_bytes: u64,
         field: &str,
     ) -> Result<(), GgufError> {
-        let needed = count.checked_mul(min_item_bytes).unwrap_or(u64::MAX);
+        let needed = count.saturating_mul(min_item_bytes);
         if needed > self.remaining() {
             return Err(GgufError::CountTooLarge {
                 field: field.to_string(),
                 count,
                 left: self.remaining(),
+                item_bytes: min_item_bytes,
             });
         }
         Ok(())

@@ -22,7 +22,7 @@ use crate::mapped::{self, MappedRange};
 use crate::tensor::{TensorSet, TensorView};
 use cursor::Cursor;
 pub use model::GgufModel;
-pub use value::GgufValue;
+pub use value::{GgufArray, GgufValue};
 
 /// The four bytes every GGUF file starts with.
 pub const MAGIC: &[u8; 4] = b"GGUF";
@@ -195,14 +195,33 @@ fn read_tensor_info(cursor: &mut Cursor<'_>, index: u64) -> Result<TensorInfo, G
     })?;
     let offset = cursor.u64("tensor offset")?;
 
-    let elements = ne.iter().try_fold(1u64, |acc, &dim| acc.checked_mul(dim));
-    let byte_len = elements
-        .and_then(|elements| dtype.byte_len(elements))
-        .ok_or_else(|| GgufError::BadShape {
+    let shape_u64: Vec<u64> = ne.iter().rev().copied().collect();
+    let elements = ne
+        .iter()
+        .try_fold(1u64, |acc, &dim| acc.checked_mul(dim))
+        .ok_or_else(|| GgufError::TooManyElements {
             tensor: name.clone(),
-            dims: ne.clone(),
-            dtype: dtype.name(),
+            shape: shape_u64.clone(),
         })?;
+    let block = dtype.block_size();
+    let byte_len = match dtype.byte_len(elements) {
+        Some(byte_len) => byte_len,
+        None if !elements.is_multiple_of(block as u64) => {
+            return Err(GgufError::BadShape {
+                tensor: name,
+                shape: shape_u64,
+                elements,
+                dtype: dtype.name(),
+                block,
+            });
+        }
+        None => {
+            return Err(GgufError::TooManyElements {
+                tensor: name,
+                shape: shape_u64,
+            });
+        }
+    };
     let shape = ne.iter().rev().map(|&dim| dim as usize).collect();
     Ok(TensorInfo {
         name,

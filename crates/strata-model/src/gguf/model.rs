@@ -100,33 +100,30 @@ impl Metadata<'_> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
-        let items = value
+        value
             .as_array()
-            .ok_or_else(|| Self::wrong(key, value, "an array of strings"))?;
-        items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| Self::wrong(key, item, "an array of strings"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .and_then(|array| array.as_strings())
+            .map(|items| Some(items.to_vec()))
+            .ok_or_else(|| Self::wrong(key, value, "an array of strings"))
     }
 
     fn ints(&self, key: &str) -> Result<Option<Vec<i32>>, GgufError> {
         let Some(value) = self.get(key) else {
             return Ok(None);
         };
+        let wrong = || Self::wrong(key, value, "an array of integers");
         let items = value
             .as_array()
-            .ok_or_else(|| Self::wrong(key, value, "an array of integers"))?;
+            .and_then(|a| a.to_i64s())
+            .ok_or_else(wrong)?;
         items
-            .iter()
+            .into_iter()
             .map(|item| {
-                item.as_i64()
-                    .and_then(|v| i32::try_from(v).ok())
-                    .ok_or_else(|| Self::wrong(key, item, "an array of 32-bit integers"))
+                i32::try_from(item).map_err(|_| GgufError::BadValue {
+                    key: key.to_string(),
+                    value: item.to_string(),
+                    reason: "token types must fit in 32 bits".to_string(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Some)
