@@ -38,4 +38,4 @@ export STRATA_TEST_GGUF="$gguf"
 
 cd "$root"
 cargo fmt --all --check
-cargo test --release --workspace "$@"
+cargo test --release --workspace --no-fail-fast "$@"

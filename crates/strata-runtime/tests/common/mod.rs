@@ -36,6 +36,11 @@ pub(crate) fn tiny_config(rope_style: RopeStyle) -> Hyperparameters {
 /// Random weights for `config`, seeded; `blk.0.attn_q` is stored as q8_0 and `blk.1.ffn_down`
 /// as q4_1, everything else as f32.
 pub(crate) fn tiny_tensors(config: &Hyperparameters, seed: u64) -> TensorSet {
+    tiny_tensors_with(config, seed, true)
+}
+
+/// Random weights for `config`, seeded; with `quantized` false every tensor is f32.
+pub(crate) fn tiny_tensors_with(config: &Hyperparameters, seed: u64, quantized: bool) -> TensorSet {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut tensors = TensorSet::default();
     let hidden = config.hidden_size;
@@ -68,12 +73,12 @@ pub(crate) fn tiny_tensors(config: &Hyperparameters, seed: u64) -> TensorSet {
     add("output_norm.weight", vec![hidden], GgmlType::F32, &mut rng);
     for layer in 0..config.num_hidden_layers {
         let name = |suffix: &str| format!("blk.{layer}.{suffix}");
-        let q_dtype = if layer == 0 {
+        let q_dtype = if quantized && layer == 0 {
             GgmlType::Q8_0
         } else {
             GgmlType::F32
         };
-        let down_dtype = if layer == 1 {
+        let down_dtype = if quantized && layer == 1 {
             GgmlType::Q4_1
         } else {
             GgmlType::F32
@@ -187,6 +192,14 @@ pub(crate) fn tiny_model_with(rope_style: RopeStyle, architecture: Architecture)
     config.attention_bias = architecture == Architecture::Qwen2;
     let tensors = tiny_tensors(&config, 7);
     Llama::load(&config, architecture, &tensors, &Device::Cpu).expect("tiny model loads")
+}
+
+/// The tiny model with every weight in f32, so one-row and many-row inputs take the same
+/// kernels and agree to float rounding.
+pub(crate) fn tiny_float_model_with(rope_style: RopeStyle) -> Llama {
+    let config = tiny_config(rope_style);
+    let tensors = tiny_tensors_with(&config, 7, false);
+    Llama::load(&config, Architecture::Llama, &tensors, &Device::Cpu).expect("tiny model loads")
 }
 
 /// Prompt tokens used across tests.
