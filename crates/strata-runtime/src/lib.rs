@@ -7,6 +7,7 @@
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod kernels;
 pub mod model;
 pub mod sampling;
 pub mod stream;

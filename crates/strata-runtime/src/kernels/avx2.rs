@@ -1,0 +1,190 @@
+//! AVX2 dot products of GGML weight rows with 8-bit activation rows, for x86_64 CPUs that have
+//! AVX2, FMA and F16C.
+//!
+//! Each block of 32 products is summed in 32-bit integers with `vpmaddubsw` (unsigned × signed
+//! bytes to pairs of 16-bit sums) and `vpmaddwd` (pairs to 32-bit sums), then scaled in f32 and
+//! accumulated with FMA. Weights are read with unaligned loads straight from the mapped blob, so
+//! no alignment is required. The results equal the scalar reference in `format` up to f32
+//! summation order.
+
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use super::format::{BLOCK, Q8Row, WeightFormat};
+
+/// True when this CPU has every instruction set the kernels use.
+pub(crate) fn is_supported() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+/// Sets `out[i · stride]` to the dot product of weight row `i` with `activations`, like
+/// `format::dot_rows_scalar`.
+///
+/// # Panics
+///
+/// When the CPU lacks AVX2, FMA or F16C, or when `weights`, `activations` or `out` are shorter
+/// than `row_bytes` and the row count imply.
+pub(crate) fn dot_rows(
+    format: WeightFormat,
+    weights: &[u8],
+    row_bytes: usize,
+    activations: Q8Row<'_>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    assert!(is_supported(), "the AVX2 kernels need AVX2, FMA and F16C");
+    let blocks = row_bytes / format.block_bytes();
+    assert_eq!(
+        blocks * format.block_bytes(),
+        row_bytes,
+        "a row is not whole blocks"
+    );
+    assert!(
+        activations.quants.len() >= blocks * BLOCK,
+        "activation row too short"
+    );
+    assert!(
+        activations.scales.len() >= blocks,
+        "activation scales too short"
+    );
+    let rows = weights.len() / row_bytes;
+    assert!(
+        rows == 0 || out.len() > (rows - 1) * stride,
+        "output too short"
+    );
+
+    for (row, weight_row) in weights.chunks_exact(row_bytes).enumerate() {
+        // SAFETY: the CPU features were checked above, `weight_row` holds `blocks` whole blocks
+        // and the activation row holds at least `blocks` blocks, so every load is in bounds.
+        out[row * stride] = unsafe {
+            match format {
+                WeightFormat::Q4_0 => dot_q4::<false>(weight_row, activations, blocks),
+                WeightFormat::Q4_1 => dot_q4::<true>(weight_row, activations, blocks),
+                WeightFormat::Q8_0 => dot_q8_0(weight_row, activations, blocks),
+            }
+        };
+    }
+}
+
+/// Q4_0 (`OFFSET` false) or Q4_1 (`OFFSET` true) row · activation row over `blocks` blocks.
+///
+/// # Safety
+///
+/// The CPU has AVX2, FMA and F16C; `row` holds `blocks` blocks and `activations` at least as
+/// many.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q4<const OFFSET: bool>(row: &[u8], activations: Q8Row<'_>, blocks: usize) -> f32 {
+    let block_bytes = if OFFSET { 20 } else { 18 };
+    let row = row.as_ptr();
+    let quants = activations.quants.as_ptr();
+    let scales = activations.scales.as_ptr();
+    // Lane 0 of `offsets` collects Σ m·(s·Σa); the other lanes are unused.
+    let mut products = _mm256_setzero_ps();
+    let mut offsets = _mm_setzero_ps();
+    for block in 0..blocks {
+        // SAFETY: block < blocks, so the block's bytes and its activation block are in bounds.
+        unsafe {
+            let base = row.add(block * block_bytes);
+            let (d, m) = read_scale_offset::<OFFSET>(base);
+            let packed = _mm_loadu_si128(base.add(block_bytes - 16).cast());
+            let activation = _mm256_loadu_si256(quants.add(block * BLOCK).cast());
+            let scale_sum = _mm_castpd_ps(_mm_load_sd(scales.add(block).cast()));
+
+            let weights = unpack_nibbles(packed);
+            let dot = _mm256_cvtepi32_ps(sum_products(weights, activation));
+            let factor = _mm_mul_ss(d, scale_sum);
+            products = _mm256_fmadd_ps(_mm256_broadcastss_ps(factor), dot, products);
+            // m · (s·Σa): move the block sum (lane 1) into lane 0 first.
+            let sum = _mm_movehdup_ps(scale_sum);
+            offsets = _mm_fmadd_ss(m, sum, offsets);
+        }
+    }
+    horizontal_sum(products) + _mm_cvtss_f32(offsets)
+}
+
+/// Q8_0 row · activation row over `blocks` blocks.
+///
+/// # Safety
+///
+/// As for [`dot_q4`].
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q8_0(row: &[u8], activations: Q8Row<'_>, blocks: usize) -> f32 {
+    let row = row.as_ptr();
+    let quants = activations.quants.as_ptr();
+    let scales = activations.scales.as_ptr();
+    let mut products = _mm256_setzero_ps();
+    for block in 0..blocks {
+        // SAFETY: block < blocks, so the block's bytes and its activation block are in bounds.
+        unsafe {
+            let base = row.add(block * 34);
+            let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(
+                base.cast::<u16>().read_unaligned(),
+            )));
+            let weights = _mm256_loadu_si256(base.add(2).cast());
+            let activation = _mm256_loadu_si256(quants.add(block * BLOCK).cast());
+            let scale = _mm_load_ss(scales.add(block).cast());
+
+            // vpmaddubsw needs one unsigned operand: move the weight's sign onto the activation.
+            let magnitudes = _mm256_sign_epi8(weights, weights);
+            let signed = _mm256_sign_epi8(activation, weights);
+            let dot = _mm256_cvtepi32_ps(sum_products(magnitudes, signed));
+            let factor = _mm_mul_ss(d, scale);
+            products = _mm256_fmadd_ps(_mm256_broadcastss_ps(factor), dot, products);
+        }
+    }
+    horizontal_sum(products)
+}
+
+/// Reads a Q4 block's scale `d` and offset `m` into lane 0 of two vectors; Q4_0 has no stored
+/// offset, so `m = −8·d`.
+///
+/// # Safety
+///
+/// `base` points at a whole block.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn read_scale_offset<const OFFSET: bool>(base: *const u8) -> (__m128, __m128) {
+    if OFFSET {
+        // SAFETY: a Q4_1 block starts with two f16 values.
+        let bits = unsafe { base.cast::<u32>().read_unaligned() };
+        let pair = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+        (pair, _mm_movehdup_ps(pair))
+    } else {
+        // SAFETY: a Q4_0 block starts with one f16 value.
+        let bits = unsafe { base.cast::<u16>().read_unaligned() };
+        let d = _mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits)));
+        (d, _mm_mul_ss(d, _mm_set_ss(-8.0)))
+    }
+}
+
+/// Spreads 16 packed bytes into 32 bytes of 4-bit values: low nibbles (values 0..16) in the low
+/// half, high nibbles (values 16..32) in the high half, matching the activation order.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn unpack_nibbles(packed: __m128i) -> __m256i {
+    let mask = _mm_set1_epi8(0x0f);
+    let low = _mm_and_si128(packed, mask);
+    let high = _mm_and_si128(_mm_srli_epi16::<4>(packed), mask);
+    _mm256_set_m128i(high, low)
+}
+
+/// Sums `unsigned[i] · signed[i]` over groups of four bytes into eight i32 lanes. Each 16-bit
+/// pair sum is at most 2·255·127 only for 8-bit weights; here weights are at most 15 (4-bit) or
+/// 128 (Q8_0 magnitudes) and activations at most 127, so `vpmaddubsw` never saturates.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum_products(unsigned: __m256i, signed: __m256i) -> __m256i {
+    let pairs = _mm256_maddubs_epi16(unsigned, signed);
+    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn horizontal_sum(values: __m256) -> f32 {
+    let quad = _mm_add_ps(
+        _mm256_castps256_ps128(values),
+        _mm256_extractf128_ps::<1>(values),
+    );
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    let single = _mm_add_ss(pair, _mm_movehdup_ps(pair));
+    _mm_cvtss_f32(single)
+}
