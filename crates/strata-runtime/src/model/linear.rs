@@ -1,7 +1,8 @@
 //! Linear layers over stored weights, with an optional LoRA adapter.
 //!
 //! A [`Linear`] keeps its base weight either as an f32 tensor (f32, f16 and bf16 files) or as
-//! GGML blocks run by candle's quantized matmul, so quantized models are never expanded to f32.
+//! GGML blocks, run by strata's SIMD kernels (Q4_0, Q4_1, Q8_0) or candle's quantized matmul
+//! (other block types), so quantized models are not expanded to f32 for single-row inputs.
 //! [`Linear::from_view`] is the one place that picks the kernel for a stored tensor. A LoRA
 //! adapter adds `scale · (x·Aᵀ)·Bᵀ` to the base output; it stays in f32 so it can be trained.
 
@@ -13,6 +14,7 @@ use candle_core::{Device, Module, Tensor};
 use strata_model::{GgmlType, TensorView};
 
 use crate::error::{Error, LoadError, Result};
+use crate::kernels::QuantMatMul;
 
 /// A low-rank update `scale · B·A` added to a linear layer's weight.
 #[derive(Clone, Debug)]
@@ -30,6 +32,9 @@ pub struct LoraAdapter {
 enum Weight {
     /// `[out, in]` f32.
     Float(Tensor),
+    /// Q4_0, Q4_1 or Q8_0 blocks run by strata's SIMD kernels, with their own f32 copy for
+    /// multi-row inputs.
+    Blocks(QuantMatMul),
     /// GGML blocks of an `[out, in]` matrix, plus an f32 copy made on the first multi-row
     /// input: one prompt row at a time the blocks are cheapest to read, while many rows at once
     /// run faster, and without 8-bit rounding of the activations, through f32 gemm.
@@ -41,8 +46,9 @@ enum Weight {
 }
 
 /// Inputs with at least this many rows use the f32 copy of a quantized weight.
-// NOTE: 2 was picked because candle's quantized matmul has no SIMD path for Q4_1, so even two
-// rows run faster in f32; revisit when the block kernels change.
+// NOTE: 2 was picked when candle's scalar Q4_1 loop made even two rows faster in f32. strata's
+// SIMD kernels are faster than f32 gemm up to about 16 rows (`examples/kernel_bench.rs`), but
+// multi-row inputs stay on f32 so that a prompt's logits carry no 8-bit activation rounding.
 const DENSE_MIN_ROWS: usize = 2;
 
 /// A bias-optional linear layer `y = x·Wᵀ + b`, with an optional LoRA adapter.
@@ -57,11 +63,15 @@ pub struct Linear {
 
 impl Linear {
     /// Builds a layer from a stored `[out, in]` weight, choosing the kernel for its dtype: float
-    /// weights become f32 tensors, GGML block types go to candle's quantized matmul.
+    /// weights become f32 tensors, Q4_0, Q4_1 and Q8_0 go to strata's SIMD kernels, other GGML
+    /// block types to candle's quantized matmul.
     pub fn from_view(view: &TensorView, device: &Device) -> Result<Linear> {
         let (out_features, in_features) = matrix_dims(view)?;
         let weight = if view.dtype.is_float() {
             Weight::Float(float_tensor(view, device)?)
+        } else if let Some(kernel) = QuantMatMul::from_view(view) {
+            check_byte_length(view)?;
+            Weight::Blocks(kernel)
         } else {
             Weight::Quantized {
                 kernel: QMatMul::from_qtensor(qtensor(view, device)?)?,
@@ -69,7 +79,12 @@ impl Linear {
                 dense: Arc::new(OnceLock::new()),
             }
         };
-        tracing::debug!(tensor = %view.name, dtype = view.dtype.name(), "loaded linear weight");
+        let kernel = match &weight {
+            Weight::Float(_) => "f32",
+            Weight::Blocks(_) => "strata blocks",
+            Weight::Quantized { .. } => "candle qmatmul",
+        };
+        tracing::debug!(tensor = %view.name, dtype = view.dtype.name(), kernel, "loaded linear weight");
         Ok(Linear {
             weight,
             bias: None,
@@ -97,7 +112,7 @@ impl Linear {
 
     /// True when the base weight is run by the quantized kernel.
     pub fn is_quantized(&self) -> bool {
-        matches!(self.weight, Weight::Quantized { .. })
+        matches!(self.weight, Weight::Quantized { .. } | Weight::Blocks(_))
     }
 
     /// Returns the attached adapter, if any.
@@ -147,6 +162,8 @@ impl Linear {
     fn forward_inner(&self, x: &Tensor, use_dense: bool) -> Result<Tensor> {
         let mut output = match &self.weight {
             Weight::Float(weight) => matmul_transposed(x, weight)?,
+            Weight::Blocks(kernel) if use_dense => kernel.forward_dense(x)?,
+            Weight::Blocks(kernel) => kernel.forward(x)?,
             Weight::Quantized {
                 kernel,
                 view,
