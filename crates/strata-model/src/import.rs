@@ -25,7 +25,7 @@ use crate::layout;
 use crate::media;
 use crate::tokenizer_json::{BuiltTokenizer, build_tokenizer_json};
 
-/// What an import did.
+/// Summary of one import: the new manifest and how many bytes were new.
 #[derive(Clone, Debug)]
 pub struct ImportOutcome {
     /// The new version's manifest.
