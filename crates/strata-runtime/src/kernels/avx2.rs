@@ -71,38 +71,87 @@ pub(crate) fn dot_rows(
 
 /// Q4_0 (`OFFSET` false) or Q4_1 (`OFFSET` true) row · activation row over `blocks` blocks.
 ///
+/// Blocks are taken in pairs with separate accumulators, because each FMA chain would otherwise
+/// wait on the previous block's result.
+///
 /// # Safety
 ///
 /// The CPU has AVX2, FMA and F16C; `row` holds `blocks` blocks and `activations` at least as
 /// many.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_q4<const OFFSET: bool>(row: &[u8], activations: Q8Row<'_>, blocks: usize) -> f32 {
-    let block_bytes = if OFFSET { 20 } else { 18 };
-    let row = row.as_ptr();
-    let quants = activations.quants.as_ptr();
-    let scales = activations.scales.as_ptr();
-    // Lane 0 of `offsets` collects Σ m·(s·Σa); the other lanes are unused.
-    let mut products = _mm256_setzero_ps();
-    let mut offsets = _mm_setzero_ps();
-    for block in 0..blocks {
-        // SAFETY: block < blocks, so the block's bytes and its activation block are in bounds.
+    let mut even = Q4Sums::new();
+    let mut odd = Q4Sums::new();
+    let pairs = blocks / 2;
+    for pair in 0..pairs {
+        // SAFETY: 2·pair + 1 < blocks, so both blocks are in bounds.
         unsafe {
-            let base = row.add(block * block_bytes);
+            even.add_block::<OFFSET>(row, activations, 2 * pair);
+            odd.add_block::<OFFSET>(row, activations, 2 * pair + 1);
+        }
+    }
+    if blocks % 2 == 1 {
+        // SAFETY: blocks − 1 is the last block.
+        unsafe { even.add_block::<OFFSET>(row, activations, blocks - 1) };
+    }
+    even.total() + odd.total()
+}
+
+/// Running sums of a Q4 dot product: `products` collects `d·s·Σ q·a` in eight lanes and lane 0
+/// of `offsets` collects `m·(s·Σa)`.
+#[derive(Clone, Copy)]
+struct Q4Sums {
+    products: __m256,
+    offsets: __m128,
+}
+
+impl Q4Sums {
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn new() -> Q4Sums {
+        Q4Sums {
+            products: _mm256_setzero_ps(),
+            offsets: _mm_setzero_ps(),
+        }
+    }
+
+    /// Adds block `block` of `row` times the matching activation block.
+    ///
+    /// # Safety
+    ///
+    /// As for [`dot_q4`], with `block` below the block count.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn add_block<const OFFSET: bool>(
+        &mut self,
+        row: &[u8],
+        activations: Q8Row<'_>,
+        block: usize,
+    ) {
+        let block_bytes = if OFFSET { 20 } else { 18 };
+        // SAFETY: the caller keeps `block` in bounds of `row` and of the activation row.
+        unsafe {
+            let base = row.as_ptr().add(block * block_bytes);
             let (d, m) = read_scale_offset::<OFFSET>(base);
             let packed = _mm_loadu_si128(base.add(block_bytes - 16).cast());
-            let activation = _mm256_loadu_si256(quants.add(block * BLOCK).cast());
-            let scale_sum = _mm_castpd_ps(_mm_load_sd(scales.add(block).cast()));
+            let activation =
+                _mm256_loadu_si256(activations.quants.as_ptr().add(block * BLOCK).cast());
+            let scale_sum =
+                _mm_castpd_ps(_mm_load_sd(activations.scales.as_ptr().add(block).cast()));
 
             let weights = unpack_nibbles(packed);
             let dot = _mm256_cvtepi32_ps(sum_products(weights, activation));
             let factor = _mm_mul_ss(d, scale_sum);
-            products = _mm256_fmadd_ps(_mm256_broadcastss_ps(factor), dot, products);
+            self.products = _mm256_fmadd_ps(_mm256_broadcastss_ps(factor), dot, self.products);
             // m · (s·Σa): move the block sum (lane 1) into lane 0 first.
             let sum = _mm_movehdup_ps(scale_sum);
-            offsets = _mm_fmadd_ss(m, sum, offsets);
+            self.offsets = _mm_fmadd_ss(m, sum, self.offsets);
         }
     }
-    horizontal_sum(products) + _mm_cvtss_f32(offsets)
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn total(self) -> f32 {
+        horizontal_sum(self.products) + _mm_cvtss_f32(self.offsets)
+    }
 }
 
 /// Q8_0 row · activation row over `blocks` blocks.
@@ -169,9 +218,11 @@ fn unpack_nibbles(packed: __m128i) -> __m256i {
     _mm256_set_m128i(high, low)
 }
 
-/// Sums `unsigned[i] · signed[i]` over groups of four bytes into eight i32 lanes. Each 16-bit
-/// pair sum is at most 2·255·127 only for 8-bit weights; here weights are at most 15 (4-bit) or
-/// 128 (Q8_0 magnitudes) and activations at most 127, so `vpmaddubsw` never saturates.
+/// Sums `unsigned[i] · signed[i]` over groups of four bytes into eight i32 lanes.
+///
+/// `vpmaddubsw` saturates 16-bit pair sums, but here the unsigned operand is at most 15 (4-bit
+/// weights) or 128 (Q8_0 magnitudes) and activations are within ±127, so a pair sum stays within
+/// ±2·128·127 = ±32512 and never saturates.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn sum_products(unsigned: __m256i, signed: __m256i) -> __m256i {
     let pairs = _mm256_maddubs_epi16(unsigned, signed);

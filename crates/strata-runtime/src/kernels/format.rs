@@ -25,7 +25,7 @@ pub(crate) enum WeightFormat {
 }
 
 impl WeightFormat {
-    /// The format of a stored dtype, or `None` when the kernels do not read it.
+    /// Returns the format of a stored dtype, or `None` when the kernels do not read it.
     pub(crate) fn from_dtype(dtype: GgmlType) -> Option<WeightFormat> {
         match dtype {
             GgmlType::Q4_0 => Some(WeightFormat::Q4_0),
@@ -171,7 +171,7 @@ fn dot_q4_scalar(row: &[u8], activations: Q8Row<'_>, has_offset: bool) -> f32 {
             -8.0 * d
         };
         let packed = &block[quant_start..];
-        // Byte j holds value j in its low nibble and value j + 16 in its high nibble.
+        // Byte j contains value j in its low nibble and value j + 16 in its high nibble.
         let mut dot = 0i32;
         for (j, &byte) in packed.iter().enumerate() {
             dot += i32::from(byte & 0x0f) * i32::from(quants[j]);

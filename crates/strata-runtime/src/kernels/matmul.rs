@@ -16,14 +16,18 @@ use strata_model::{GgmlType, SharedBytes, TensorView};
 use super::format::{self, BLOCK, Q8Activations, WeightFormat};
 
 /// Inputs with at least this many rows go through the f32 copy of the weight and candle's gemm.
-// NOTE: measured with `examples/kernel_bench.rs` on a 2-core AVX2 machine: at 576×1536 the
-// block kernel wins up to about this many rows, gemm beyond. Other CPUs may move the crossover.
-pub const DENSE_MIN_ROWS: usize = 8;
+// NOTE: from `examples/kernel_bench.rs` on a 2-core AMD EPYC with AVX2, at 576×1536: 8 rows take
+// 316 µs in the block kernel and 845 µs in gemm, 16 rows 675 µs and 626 µs. The block kernel
+// unpacks each weight block again for every row, so its cost grows linearly with the rows.
+pub const DENSE_MIN_ROWS: usize = 16;
 
 /// Calls below this many multiply-adds run on the calling thread: splitting them across rayon's
 /// pool costs more in scheduling than it saves.
-// NOTE: measured like `DENSE_MIN_ROWS`; a 192×576 projection (110k) is below it, 576×576 above.
-const PARALLEL_MIN_WORK: usize = 200_000;
+// NOTE: measured with `examples/kernel_bench.rs --model` on SmolLM2-135M, 2 cores shared with
+// other jobs (load average 3 to 5). With this value only the 49152×576 output projection is
+// split, and decoding runs at 76 to 79 tokens/s. With 500k, which also splits the 576×1536
+// projections, it runs at 55 to 57. On an idle machine, splitting smaller calls may pay off.
+const PARALLEL_MIN_WORK: usize = 4_000_000;
 
 /// Rayon tasks per pool thread, so an uneven split still keeps every thread busy.
 const TASKS_PER_THREAD: usize = 4;
@@ -41,7 +45,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// The fastest backend this CPU supports.
+    /// Returns the fastest backend this CPU supports.
     pub fn detect() -> Backend {
         if Backend::Avx2.is_available() {
             Backend::Avx2
@@ -88,9 +92,11 @@ struct BlockWeight {
 struct BlockMatMulOp(Arc<BlockWeight>);
 
 impl QuantMatMul {
-    /// Wraps a stored `[out, in]` weight, or returns `None` when the kernels cannot run it: a
-    /// dtype other than Q4_0, Q4_1 or Q8_0, a shape that is not two-dimensional, an input width
-    /// that is not a multiple of 32, or a byte length that does not match the shape.
+    /// Wraps a stored `[out, in]` weight, or returns `None` when the kernels cannot run it.
+    ///
+    /// That is the case for a dtype other than Q4_0, Q4_1 or Q8_0, a shape that is not
+    /// two-dimensional, an input width that is not a multiple of 32, and a byte length that does
+    /// not match the shape.
     pub fn from_view(view: &TensorView) -> Option<QuantMatMul> {
         let format = WeightFormat::from_dtype(view.dtype)?;
         let [out_features, in_features] = view.shape[..] else {
@@ -142,12 +148,12 @@ impl QuantMatMul {
         }))
     }
 
-    /// The backend the block dot products run on.
+    /// Returns the backend the block dot products run on.
     pub fn backend(&self) -> Backend {
         self.weight.backend
     }
 
-    /// The stored element type.
+    /// Returns the stored element type.
     pub fn dtype(&self) -> GgmlType {
         self.weight.dtype
     }
@@ -207,7 +213,7 @@ impl BlockWeight {
         self.in_features / BLOCK * self.format.block_bytes()
     }
 
-    /// The f32 copy of the weight, dequantized on first use.
+    /// Returns the f32 copy of the weight, dequantizing it on first use.
     // NOTE: the copy is kept on the device of the first call; a later call on another device
     // gets a fresh, uncached copy.
     fn dense_weight(&self, device: &Device) -> candle_core::Result<&Tensor> {

@@ -63,7 +63,7 @@ fn candle_dtype(dtype: GgmlType) -> GgmlDType {
     }
 }
 
-/// The view as a candle `QTensor` (copied, so candle's alignment needs are met).
+/// Copies the view into a candle `QTensor`, because candle requires aligned block data.
 fn qtensor(view: &TensorView) -> QTensor {
     let bytes = std::borrow::Cow::Owned(view.bytes().to_vec());
     let storage = QStorage::from_data(bytes, &Device::Cpu, candle_dtype(view.dtype)).unwrap();
