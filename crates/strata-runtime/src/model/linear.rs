@@ -1,8 +1,8 @@
 //! Linear layers over stored weights, with an optional LoRA adapter.
 //!
 //! A [`Linear`] keeps its base weight either as an f32 tensor (f32, f16 and bf16 files) or as
-//! GGML blocks, run by strata's SIMD kernels (Q4_0, Q4_1, Q8_0) or candle's quantized matmul
-//! (other block types), so quantized models are not expanded to f32 for single-row inputs.
+//! GGML blocks, so single-row inputs of quantized models are not expanded to f32. Q4_0, Q4_1
+//! and Q8_0 blocks run on strata's SIMD kernels, other block types on candle's quantized matmul.
 //! [`Linear::from_view`] is the one place that picks the kernel for a stored tensor. A LoRA
 //! adapter adds `scale · (x·Aᵀ)·Bᵀ` to the base output; it stays in f32 so it can be trained.
 
