@@ -191,7 +191,7 @@ impl QuantMatMul {
     /// and kept. It avoids the 8-bit rounding of the activations.
     pub fn forward_dense(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let weight = self.weight.dense_weight(x.device())?;
-        matmul_transposed(x, weight)
+        matmul_transposed(x, &weight)
     }
 }
 
@@ -214,19 +214,21 @@ impl BlockWeight {
     }
 
     /// Returns the f32 copy of the weight, dequantizing it on first use.
-    // NOTE: the copy is kept on the device of the first call; a later call on another device
-    // gets a fresh, uncached copy.
-    fn dense_weight(&self, device: &Device) -> candle_core::Result<&Tensor> {
-        if let Some(weight) = self.dense.get() {
-            if weight.device().same_device(device) {
-                return Ok(weight);
-            }
+    // NOTE: only the copy for the device of the first call is kept; every call on another device
+    // dequantizes again.
+    fn dense_weight(&self, device: &Device) -> candle_core::Result<Tensor> {
+        if let Some(weight) = self.dense.get()
+            && weight.device().same_device(device)
+        {
+            return Ok(weight.clone());
         }
         let values = format::dequantize(self.format, (*self.bytes).as_ref());
         let shape = (self.out_features, self.in_features);
         let weight = Tensor::from_vec(values, shape, device)?;
-        tracing::debug!(tensor = %self.name, "dequantized weight for multi-row inputs");
-        Ok(self.dense.get_or_init(|| weight))
+        if self.dense.set(weight.clone()).is_ok() {
+            tracing::debug!(tensor = %self.name, "dequantized weight for multi-row inputs");
+        }
+        Ok(weight)
     }
 
     /// Writes `x·Wᵀ` for the row-major `[rows, in]` matrix `x` into `out`, `[rows, out]`.
