@@ -50,7 +50,7 @@ pub enum GgufError {
     NestedTooDeep { key: String },
     #[error("gguf: tensor {tensor:?} has {dims} dimensions; at most {max} are supported")]
     TooManyDims { tensor: String, dims: u32, max: u32 },
-    #[error("gguf: tensor {tensor:?} has type id {type_id}; known ids are 0-15 and 30")]
+    #[error("gguf: tensor {tensor:?} has type id {type_id}; supported ids are 0-3, 6-15 and 30")]
     UnknownType { tensor: String, type_id: u32 },
     #[error(
         "gguf: tensor {tensor:?} of shape {shape:?} has {elements} elements, not a whole number \
@@ -217,6 +217,11 @@ pub enum LoadError {
     },
     #[error("{reference}: the tokenizer layer is missing")]
     MissingTokenizer { reference: String },
+    #[error("{reference}: the manifest has more than one layer of media type {media_type:?}")]
+    DuplicateLayer {
+        reference: String,
+        media_type: &'static str,
+    },
 }
 
 /// Any error of this crate.

@@ -4,7 +4,7 @@ use strata_store::{Descriptor, Digest, Reference, Store};
 
 use crate::config::ModelConfig;
 use crate::dtype::GgmlType;
-use crate::error::{LoadError, Result};
+use crate::error::{LoadError, ModelError, Result};
 use crate::media;
 use crate::tensor::{TensorSet, TensorView};
 
@@ -73,9 +73,15 @@ impl LoadedModel {
                     tensors.insert(view);
                 }
                 media::TOKENIZER_MEDIA_TYPE => {
+                    if tokenizer_json.is_some() {
+                        return Err(duplicate_layer(name, media::TOKENIZER_MEDIA_TYPE));
+                    }
                     tokenizer_json = Some(store.read_blob(&layer.digest)?)
                 }
                 media::CHAT_TEMPLATE_MEDIA_TYPE => {
+                    if chat_template.is_some() {
+                        return Err(duplicate_layer(name, media::CHAT_TEMPLATE_MEDIA_TYPE));
+                    }
                     let bytes = store.read_blob(&layer.digest)?;
                     let text = String::from_utf8(bytes).map_err(|_| LoadError::BadTemplate {
                         reference: name.clone(),
@@ -106,6 +112,16 @@ impl LoadedModel {
             chat_template,
         })
     }
+}
+
+/// Builds the error for a second tokenizer or chat template layer, which would make the choice
+/// between the two arbitrary.
+fn duplicate_layer(reference: String, media_type: &'static str) -> ModelError {
+    LoadError::DuplicateLayer {
+        reference,
+        media_type,
+    }
+    .into()
 }
 
 /// Maps one tensor layer, checking its annotations against its size.

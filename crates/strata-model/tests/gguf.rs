@@ -1,5 +1,5 @@
-//! The GGUF reader against truncated and hostile files (cases G1 and G2 of `shared/cases.md`),
-//! and against the tiny valid llama file.
+//! The GGUF reader against truncated and hostile files (headers whose counts and lengths exceed
+//! the file, impossible tensor descriptions), and against the tiny valid llama file.
 
 mod common;
 
@@ -143,7 +143,69 @@ fn unknown_tensor_type_is_rejected_with_the_known_ids() {
     let message = import_error(&one_tensor("x", 2, 0xFFFF));
     assert_eq!(
         message,
-        "gguf: tensor \"x\" has type id 65535; known ids are 0-15 and 30"
+        "gguf: tensor \"x\" has type id 65535; supported ids are 0-3, 6-15 and 30"
+    );
+}
+
+#[test]
+fn retired_tensor_type_ids_are_rejected() {
+    // Ids 4 and 5 were Q4_2 and Q4_3, which GGML dropped; 16 onwards are i-quants and integers.
+    for type_id in [4, 5, 16, 29, 31] {
+        let message = import_error(&one_tensor("x", 2, type_id));
+        assert_eq!(
+            message,
+            format!("gguf: tensor \"x\" has type id {type_id}; supported ids are 0-3, 6-15 and 30")
+        );
+    }
+}
+
+#[test]
+fn supported_type_ids_match_the_error_message() {
+    let supported: Vec<u32> = (0..=3).chain(6..=15).chain([30]).collect();
+    let mut ids: Vec<u32> = strata_model::dtype::ALL
+        .iter()
+        .map(|t| t.gguf_id())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, supported);
+    for id in supported {
+        assert!(GgmlType::from_gguf_id(id).is_some(), "id {id}");
+    }
+}
+
+#[test]
+fn truncated_dimension_names_the_tensor() {
+    let mut bytes = header(3, 1, 0);
+    put_string(&mut bytes, "blk.0.attn_q.weight");
+    bytes.extend(2u32.to_le_bytes());
+    bytes.extend(32u64.to_le_bytes());
+    bytes.extend([0u8; 4]);
+    bytes.resize(24 + 8 + 19 + 4 + 8 + 4, 0);
+    let message = import_error(&bytes);
+    assert_eq!(
+        message,
+        "gguf: truncated: dimension 1 of tensor \"blk.0.attn_q.weight\" needs 8 bytes at \
+         offset 63, 4 are left"
+    );
+}
+
+#[test]
+fn empty_file_is_truncated_at_the_magic() {
+    let message = import_error(b"");
+    assert_eq!(
+        message,
+        "gguf: truncated: magic needs 4 bytes at offset 0, 0 are left"
+    );
+}
+
+#[test]
+fn wrong_magic_is_rejected() {
+    let mut bytes = tiny_llama().to_bytes();
+    bytes[..4].copy_from_slice(b"GGML");
+    let message = import_error(&bytes);
+    assert_eq!(
+        message,
+        "gguf: not a GGUF file: the magic is [47, 47, 4d, 4c], expected \"GGUF\""
     );
 }
 
@@ -233,7 +295,7 @@ fn tiny_llama_metadata_and_tensors_read_back() {
     assert_eq!(file.version(), 3);
     let metadata = file.metadata();
     assert_eq!(metadata["general.architecture"].as_str(), Some("llama"));
-    assert_eq!(metadata["llama.block_count"].as_u64(), Some(1));
+    assert_eq!(metadata["llama.block_count"].as_u64(), Some(2));
     assert!(
         matches!(&metadata["tokenizer.ggml.tokens"], GgufValue::Array(items) if items.len() == 10)
     );
@@ -270,19 +332,15 @@ fn hyperparameters_come_from_llama_metadata() {
     let dir = TempDir::new().unwrap();
     let model = open_tiny(dir.path(), &tiny_llama()).model().expect("model");
     let hp = model.hyperparameters;
-    assert_eq!(
-        (
-            hp.vocab_size,
-            hp.hidden_size,
-            hp.intermediate_size,
-            hp.num_hidden_layers
-        ),
-        (10, 32, 64, 1)
-    );
-    assert_eq!(
-        (hp.num_attention_heads, hp.num_key_value_heads, hp.head_dim),
-        (2, 1, 16)
-    );
+    assert_eq!(hp.vocab_size, 10);
+    assert_eq!(hp.hidden_size, 32);
+    assert_eq!(hp.intermediate_size, 64);
+    assert_eq!(hp.num_hidden_layers, 2);
+    assert_eq!(hp.num_attention_heads, 4);
+    assert_eq!(hp.num_key_value_heads, 2);
+    assert_eq!(hp.head_dim, 8, "hidden ÷ heads when key_length is absent");
+    assert_eq!(hp.max_position_embeddings, 128);
+    assert_eq!(hp.rms_norm_eps, f64::from(1e-5f32));
     assert_eq!(hp.rope_theta, 100_000.0);
     assert_eq!(hp.rope_style, RopeStyle::Interleaved);
     assert!(hp.tie_word_embeddings);

@@ -5,9 +5,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::str::FromStr;
 
-use common::gguf::{GgufWriter, tiny_llama};
+use common::gguf::{GgufWriter, Value, set_vocabulary, tiny_llama};
 use common::{hf, listing};
+use strata_model::gguf::GgufFile;
 use strata_model::import::{self, ImportOutcome};
 use strata_model::load::LoadedModel;
 use strata_model::{GgmlType, RopeStyle, media};
@@ -49,13 +51,13 @@ fn tiny_gguf_imports_with_identical_tensors_stored_once() {
     assert_eq!(outcome.bytes_written + outcome.bytes_deduplicated, total);
     assert_eq!(
         outcome.bytes_deduplicated,
-        32 * 4,
-        "ffn_norm repeats attn_norm's bytes"
+        3 * 32 * 4,
+        "the four f32 norms of ones are stored once"
     );
     assert_eq!(calls.last(), Some(&(total, total)));
     assert_eq!(
         tensor_blobs(&store, &outcome).len(),
-        writer.tensors.len() - 1
+        writer.tensors.len() - 3
     );
     assert_eq!(
         store.resolve(&reference("tiny")).unwrap().digest,
@@ -120,22 +122,38 @@ fn tiny_gguf_loads_back_with_identical_bytes_and_config() {
         let view = model.tensors.get(&tensor.name).expect("tensor loaded");
         assert_eq!(view.bytes(), tensor.data.as_slice(), "{}", tensor.name);
         let shape: Vec<u64> = view.shape.iter().map(|&d| d as u64).collect();
-        assert_eq!(shape, tensor.shape);
+        assert_eq!(shape, tensor.shape, "{}", tensor.name);
+        assert_eq!(view.dtype.gguf_id(), tensor.type_id, "{}", tensor.name);
     }
     assert_eq!(
-        model.tensors.get("blk.0.ffn_up.weight").unwrap().dtype,
+        model.tensors.get("blk.1.ffn_up.weight").unwrap().dtype,
         GgmlType::Q4_1
     );
+    assert_eq!(
+        model.tensors.get("blk.1.attn_q.weight").unwrap().dtype,
+        GgmlType::Q8_0
+    );
     assert_eq!(model.chat_template.as_deref(), Some(common::CHAT_TEMPLATE));
-    let tokenizer: serde_json::Value = serde_json::from_slice(&model.tokenizer_json).unwrap();
-    assert_eq!(tokenizer["model"]["type"], "BPE");
+    let json = std::str::from_utf8(&model.tokenizer_json).expect("tokenizer.json is UTF-8");
+    let tokenizer = tokenizers::Tokenizer::from_str(json).expect("tokenizer.json loads");
+    assert_eq!(tokenizer.get_vocab_size(true), common::TOKENS.len());
+    let encoding = tokenizer.encode("ab", false).expect("encode");
+    assert_eq!(encoding.get_ids(), [5], "the merge `a b` gives token 5");
+
+    let file_model = GgufFile::open(&path).unwrap().model().unwrap();
+    let hp = &model.config.strata.hyperparameters;
+    assert_eq!(*hp, file_model.hyperparameters);
+    assert_eq!(hp.num_hidden_layers, 2);
+    assert_eq!(hp.num_attention_heads, 4);
+    assert_eq!(hp.num_key_value_heads, 2);
+    assert!(hp.tie_word_embeddings);
 
     let config = &model.config;
     assert_eq!(config.descriptor.family, "llama");
     assert_eq!(config.descriptor.name.as_deref(), Some("tiny llama"));
     assert_eq!(config.config.format, "gguf");
     assert_eq!(config.config.quantization, "f32");
-    assert_eq!(config.config.param_size, "10K");
+    assert_eq!(config.config.param_size, "19K");
     assert_eq!(config.strata.parent, None);
     assert_eq!(config.strata.source.file, "tiny.gguf");
     let file_digest = Digest::of(&std::fs::read(&path).unwrap());
@@ -175,6 +193,11 @@ fn second_import_of_the_same_file_writes_no_tensor_blob() {
     // Only the config (new creation time) and the manifest that names it are new.
     assert!(new_blobs.len() <= 2, "new blobs: {new_blobs:?}");
     assert_eq!(tensor_blobs(&store, &first), tensor_blobs(&store, &second));
+
+    let report = store.fsck().expect("fsck");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+    assert!(report.blobs_checked > 0);
 }
 
 fn failed_import_leaves_store_unchanged(writer: &GgufWriter, expected: &str) {
@@ -225,14 +248,122 @@ fn misshaped_decoder_tensor_is_an_import_error_naming_it() {
 #[test]
 fn bad_tokenizer_metadata_is_an_import_error_naming_the_key() {
     let mut writer = tiny_llama();
-    writer.set(
-        "tokenizer.ggml.token_type",
-        common::gguf::Value::I32s(vec![1, 1]),
-    );
+    writer.set("tokenizer.ggml.token_type", Value::I32s(vec![1, 1]));
     failed_import_leaves_store_unchanged(
         &writer,
         "tokenizer: invalid tokenizer.ggml.token_type: 2 entries for 10 entries in \
          tokenizer.ggml.tokens, expected one type per token",
+    );
+}
+
+#[test]
+fn token_types_shorter_than_tokens_are_rejected_naming_both_lengths() {
+    let mut writer = tiny_llama();
+    set_vocabulary(&mut writer, &["a", "b", "c"]);
+    writer.set("tokenizer.ggml.token_type", Value::I32s(vec![1, 1]));
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "tokenizer: invalid tokenizer.ggml.token_type: 2 entries for 3 entries in \
+         tokenizer.ggml.tokens, expected one type per token",
+    );
+}
+
+/// A gpt2 vocabulary with no special-token ids imports by decision: the tokenizer works, and the
+/// config records no special tokens and no stop ids, so generation ends only at the token limit.
+#[test]
+fn vocabulary_without_special_ids_imports_without_stop_ids() {
+    let dir = TempDir::new().unwrap();
+    let mut writer = tiny_llama();
+    set_vocabulary(&mut writer, &["a", "b"]);
+    let path = writer.write(dir.path(), "two-tokens.gguf");
+    let store = Store::open(dir.path().join("store")).unwrap();
+    import_gguf(&store, &path, "two-tokens");
+
+    let model = LoadedModel::open(&store, &reference("two-tokens")).expect("load");
+    let tokenizer_info = &model.config.strata.tokenizer;
+    assert_eq!(tokenizer_info.bos_token, None);
+    assert_eq!(tokenizer_info.eos_token, None);
+    assert!(tokenizer_info.stop_token_ids.is_empty());
+    assert!(!tokenizer_info.add_bos_token);
+    assert_eq!(model.config.strata.hyperparameters.vocab_size, 2);
+    let json = std::str::from_utf8(&model.tokenizer_json).unwrap();
+    let tokenizer = tokenizers::Tokenizer::from_str(json).expect("tokenizer.json loads");
+    let encoding = tokenizer.encode("ba", false).expect("encode");
+    assert_eq!(encoding.get_ids(), [1, 0]);
+}
+
+#[test]
+fn unsupported_gguf_architecture_is_rejected_by_name() {
+    let mut writer = tiny_llama();
+    writer.set("general.architecture", Value::Str("mamba".into()));
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "gguf: architecture \"mamba\" is not supported; llama and qwen2 are",
+    );
+}
+
+#[test]
+fn missing_gguf_hyperparameter_is_rejected_by_key() {
+    let mut writer = tiny_llama();
+    writer.remove("llama.feed_forward_length");
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "gguf: key \"llama.feed_forward_length\" is missing; it is required for llama models",
+    );
+}
+
+#[test]
+fn zero_head_count_is_rejected() {
+    let mut writer = tiny_llama();
+    writer.set("llama.attention.head_count_kv", Value::U32(0));
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "hyperparameter num_key_value_heads is 0; it must be positive",
+    );
+}
+
+#[test]
+fn non_finite_rope_base_is_rejected() {
+    // JSON has no NaN: the config would store `null` and the version would never load.
+    let mut writer = tiny_llama();
+    writer.set("llama.rope.freq_base", Value::F32(f32::NAN));
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "hyperparameter rope_theta is NaN; it must be a finite positive number",
+    );
+}
+
+#[test]
+fn infinite_rms_epsilon_is_rejected() {
+    let mut writer = tiny_llama();
+    writer.set(
+        "llama.attention.layer_norm_rms_epsilon",
+        Value::F32(f32::INFINITY),
+    );
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "hyperparameter rms_norm_eps is inf; it must be a finite number, zero or more",
+    );
+}
+
+#[test]
+fn huge_block_count_fails_at_the_first_missing_layer() {
+    // A layer count far past the tensors present must fail fast, not list 2^40 layers' names.
+    let mut writer = tiny_llama();
+    writer.set("llama.block_count", Value::U64(1 << 40));
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "tensor \"blk.2.attn_norm.weight\" is missing; a llama model needs it",
+    );
+}
+
+#[test]
+fn head_width_overflow_is_rejected() {
+    let mut writer = tiny_llama();
+    writer.set("llama.attention.key_length", Value::U64(1 << 62));
+    failed_import_leaves_store_unchanged(
+        &writer,
+        "hyperparameter head_dim is 4611686018427387904; 4 heads of it overflow a usize",
     );
 }
 
@@ -319,17 +450,26 @@ fn real_smollm2_imports_and_loads() {
         eprintln!("note: STRATA_TEST_GGUF is unset; skipping the real-model import test");
         return;
     };
+    let path = Path::new(&path);
     let dir = TempDir::new().unwrap();
     let store = Store::open(dir.path().join("store")).unwrap();
-    let outcome = import_gguf(&store, Path::new(&path), "smollm2");
+    let outcome = import_gguf(&store, path, "smollm2");
     assert_eq!(outcome.tensors, 272);
+
     let manifest = store.read_manifest(&outcome.descriptor.digest).unwrap();
-    let weights = manifest
+    let media_types: Vec<&str> = manifest
         .layers
         .iter()
-        .filter(|l| l.media_type == media::WEIGHT_MEDIA_TYPE)
-        .count();
-    assert_eq!(weights, 272);
+        .map(|l| l.media_type.as_str())
+        .collect();
+    assert_eq!(manifest.layers.len(), 274);
+    assert!(
+        media_types[..272]
+            .iter()
+            .all(|&media_type| media_type == media::WEIGHT_MEDIA_TYPE)
+    );
+    assert_eq!(media_types[272], media::TOKENIZER_MEDIA_TYPE);
+    assert_eq!(media_types[273], media::CHAT_TEMPLATE_MEDIA_TYPE);
 
     let model = LoadedModel::open(&store, &reference("smollm2")).expect("load");
     let hp = &model.config.strata.hyperparameters;
@@ -337,10 +477,47 @@ fn real_smollm2_imports_and_loads() {
     assert_eq!(hp.num_hidden_layers, 30);
     assert_eq!(hp.num_attention_heads, 9);
     assert_eq!(hp.num_key_value_heads, 3);
+    assert_eq!(hp.head_dim, 64);
     assert_eq!(hp.vocab_size, 49152);
     assert!(hp.tie_word_embeddings);
+    assert!(!hp.attention_bias);
+    assert_eq!(hp.rope_style, RopeStyle::Interleaved);
     assert_eq!(model.config.config.param_size, "135M");
     assert_eq!(model.config.config.quantization, "q4_1");
     assert_eq!(model.tensors.len(), 272);
     assert!(model.chat_template.is_some());
+    let json = std::str::from_utf8(&model.tokenizer_json).unwrap();
+    let tokenizer = tokenizers::Tokenizer::from_str(json).expect("tokenizer.json loads");
+    assert_eq!(tokenizer.get_vocab_size(true), 49152);
+
+    for view in model.tensors.iter() {
+        let expected = if view.name == "token_embd.weight" {
+            GgmlType::Q8_0
+        } else if view.name.ends_with("norm.weight") {
+            GgmlType::F32
+        } else {
+            GgmlType::Q4_1
+        };
+        assert_eq!(view.dtype, expected, "{}", view.name);
+    }
+    let embedding = model.tensors.get("token_embd.weight").unwrap();
+    assert_eq!(embedding.shape, vec![49152, 576]);
+
+    let file_set = GgufFile::open(path).unwrap().tensor_set();
+    assert_eq!(file_set.len(), 272);
+    for name in [
+        "token_embd.weight",
+        "output_norm.weight",
+        "blk.0.attn_q.weight",
+        "blk.29.ffn_down.weight",
+    ] {
+        let from_file = file_set.get(name).expect(name);
+        let loaded = model.tensors.get(name).expect(name);
+        assert_eq!(loaded.bytes(), from_file.bytes(), "{name}");
+        assert_eq!(loaded.shape, from_file.shape, "{name}");
+        assert_eq!(loaded.dtype, from_file.dtype, "{name}");
+    }
+
+    let report = store.fsck().expect("fsck");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }

@@ -126,3 +126,91 @@ fn loading_by_digest_gives_the_same_version() {
     assert_eq!(model.manifest_digest, outcome.descriptor.digest);
     assert_eq!(model.reference, pinned);
 }
+
+#[test]
+fn second_tokenizer_layer_is_rejected() {
+    let message = load_error(|_, manifest| {
+        let tokenizer = manifest
+            .layers
+            .iter()
+            .find(|layer| layer.media_type == media::TOKENIZER_MEDIA_TYPE)
+            .unwrap()
+            .clone();
+        manifest.layers.push(tokenizer);
+    });
+    assert_eq!(
+        message,
+        format!(
+            "tampered:latest: the manifest has more than one layer of media type {:?}",
+            media::TOKENIZER_MEDIA_TYPE
+        )
+    );
+}
+
+#[test]
+fn second_chat_template_layer_is_rejected() {
+    let message = load_error(|store, manifest| {
+        let digest = store.put_blob(b"{{ messages }}").unwrap();
+        let descriptor = strata_store::Descriptor::new(media::CHAT_TEMPLATE_MEDIA_TYPE, digest, 14);
+        manifest.layers.push(descriptor);
+    });
+    assert_eq!(
+        message,
+        format!(
+            "tampered:latest: the manifest has more than one layer of media type {:?}",
+            media::CHAT_TEMPLATE_MEDIA_TYPE
+        )
+    );
+}
+
+#[test]
+fn missing_shape_annotation_is_rejected() {
+    let message = load_error(|_, manifest| {
+        manifest.layers[1].annotations.remove(media::TENSOR_SHAPE);
+    });
+    assert!(
+        message.starts_with("tampered:latest: tensor layer sha256:"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with(&format!(
+            "has a missing or invalid {} annotation",
+            media::TENSOR_SHAPE
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn dtype_annotation_disagreeing_with_the_blob_is_rejected() {
+    let message = load_error(|_, manifest| {
+        let layer = &mut manifest.layers[0];
+        layer
+            .annotations
+            .insert(media::TENSOR_DTYPE.to_string(), "q4_1".to_string());
+    });
+    assert_eq!(
+        message,
+        "tampered:latest: tensor \"token_embd.weight\" is 1280 bytes, but its dtype and shape \
+         need 200"
+    );
+}
+
+#[test]
+fn template_that_is_not_utf8_is_rejected() {
+    let message = load_error(|store, manifest| {
+        let digest = store.put_blob(&[0xFF, 0xFE]).unwrap();
+        let template = manifest
+            .layers
+            .iter_mut()
+            .find(|layer| layer.media_type == media::CHAT_TEMPLATE_MEDIA_TYPE)
+            .unwrap();
+        template.digest = digest;
+        template.size = 2;
+    });
+    assert!(
+        message.starts_with("tampered:latest: the chat template blob sha256:"),
+        "{message}"
+    );
+    assert!(message.ends_with("is not valid UTF-8"), "{message}");
+}

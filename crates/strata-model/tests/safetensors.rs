@@ -1,5 +1,5 @@
-//! Hugging Face directories with broken safetensors files (case S1 of `shared/cases.md`) or
-//! configs: each import fails naming the cause and leaves the store as it was.
+//! Hugging Face directories with broken safetensors files (header lengths past the file or the
+//! limit) or configs: each import fails naming the cause and leaves the store as it was.
 
 mod common;
 
@@ -33,8 +33,13 @@ fn import_error(spoil: impl FnOnce(&Path)) -> String {
     error.to_string()
 }
 
-fn replace_first_shard(dir: &Path, bytes: &[u8]) -> String {
-    let path = dir.join("model-00001-of-00002.safetensors");
+/// Replaces the directory's weights with one `model.safetensors` holding `bytes`, and returns
+/// its path as error messages show it.
+fn replace_weights(dir: &Path, bytes: &[u8]) -> String {
+    for index in 1..=2 {
+        std::fs::remove_file(dir.join(format!("model-0000{index}-of-00002.safetensors"))).unwrap();
+    }
+    let path = dir.join("model.safetensors");
     std::fs::write(&path, bytes).unwrap();
     path.display().to_string()
 }
@@ -42,7 +47,7 @@ fn replace_first_shard(dir: &Path, bytes: &[u8]) -> String {
 #[test]
 fn all_ff_header_length_names_the_length_and_file_size() {
     let mut path = String::new();
-    let message = import_error(|dir| path = replace_first_shard(dir, &[0xFF; 8]));
+    let message = import_error(|dir| path = replace_weights(dir, &[0xFF; 8]));
     assert_eq!(
         message,
         format!(
@@ -58,7 +63,7 @@ fn header_length_past_the_limit_names_the_length_and_file_size() {
     assert_eq!(bytes, [0x40, 0x9D, 0xDF, 0x07, 0, 0, 0, 0]);
     bytes.extend([b' '; 10]);
     let message = import_error(|dir| {
-        replace_first_shard(dir, &bytes);
+        replace_weights(dir, &bytes);
     });
     assert!(message.contains("header length 132095296"), "{message}");
     assert!(message.contains("the file has 18 bytes"), "{message}");
@@ -70,19 +75,32 @@ fn header_length_past_the_end_of_the_file_names_both() {
     let mut bytes = 64u64.to_le_bytes().to_vec();
     bytes.resize(40, b' ');
     let message = import_error(|dir| {
-        replace_first_shard(dir, &bytes);
+        replace_weights(dir, &bytes);
     });
     assert!(
         message.contains("header length 64 does not fit"),
         "{message}"
     );
     assert!(message.contains("the file has 40 bytes"), "{message}");
+    assert!(message.contains("limited to 100000000 bytes"), "{message}");
+}
+
+#[test]
+fn bad_shard_is_rejected_beside_a_good_one() {
+    let message = import_error(|dir| {
+        let path = dir.join("model-00002-of-00002.safetensors");
+        std::fs::write(path, [0xFF; 8]).unwrap();
+    });
+    assert!(
+        message.contains("model-00002-of-00002.safetensors: header length"),
+        "{message}"
+    );
 }
 
 #[test]
 fn file_shorter_than_the_header_length_is_rejected() {
     let message = import_error(|dir| {
-        replace_first_shard(dir, &[1, 2, 3]);
+        replace_weights(dir, &[1, 2, 3]);
     });
     assert!(message.ends_with("the file has 3 bytes, fewer than the 8-byte header length"));
 }
@@ -173,6 +191,66 @@ fn invalid_tokenizer_json_is_rejected() {
     });
     assert!(
         message.starts_with("the tokenizer does not load:"),
+        "{message}"
+    );
+}
+
+/// Rewrites `config.json` with `edit` applied to its JSON object.
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) {
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(config.as_object_mut().unwrap());
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+}
+
+#[test]
+fn missing_hyperparameter_names_the_key() {
+    let mut path = String::new();
+    let message = import_error(|dir| {
+        path = dir.join("config.json").display().to_string();
+        edit_config(dir, |config| {
+            config.remove("num_hidden_layers");
+        });
+    });
+    assert_eq!(message, format!("{path}: num_hidden_layers is missing"));
+}
+
+#[test]
+fn missing_output_tensor_of_an_untied_model_is_rejected() {
+    let message = import_error(|dir| {
+        let [_, mut second] = hf::tiny_llama_tensors();
+        second.retain(|tensor| tensor.0 != "lm_head.weight");
+        hf::write_safetensors(&dir.join("model-00002-of-00002.safetensors"), &second);
+    });
+    assert_eq!(
+        message,
+        "tensor \"output.weight\" is missing; a llama model needs it"
+    );
+}
+
+#[test]
+fn zero_attention_heads_are_rejected() {
+    let message = import_error(|dir| {
+        edit_config(dir, |config| {
+            config.insert("num_attention_heads".into(), 0.into());
+        });
+    });
+    assert_eq!(
+        message,
+        "hyperparameter num_attention_heads is 0; it must be positive"
+    );
+}
+
+#[test]
+fn missing_config_json_is_rejected_by_path() {
+    let mut path = String::new();
+    let message = import_error(|dir| {
+        path = dir.join("config.json").display().to_string();
+        std::fs::remove_file(dir.join("config.json")).unwrap();
+    });
+    assert!(
+        message.starts_with(&format!("cannot read {path}:")),
         "{message}"
     );
 }

@@ -176,7 +176,7 @@ struct TensorInfo {
 
 fn read_tensor_info(cursor: &mut Cursor<'_>, index: u64) -> Result<TensorInfo, GgufError> {
     let name = cursor.string(&format!("tensor #{index} name"))?;
-    let n_dims = cursor.u32("tensor dimension count")?;
+    let n_dims = cursor.u32(&format!("dimension count of tensor {name:?}"))?;
     if n_dims > MAX_DIMS {
         return Err(GgufError::TooManyDims {
             tensor: name,
@@ -185,15 +185,15 @@ fn read_tensor_info(cursor: &mut Cursor<'_>, index: u64) -> Result<TensorInfo, G
         });
     }
     let mut ne = Vec::with_capacity(n_dims as usize);
-    for _ in 0..n_dims {
-        ne.push(cursor.u64("tensor dimension")?);
+    for dim in 0..n_dims {
+        ne.push(cursor.u64(&format!("dimension {dim} of tensor {name:?}"))?);
     }
-    let type_id = cursor.u32("tensor type")?;
+    let type_id = cursor.u32(&format!("type of tensor {name:?}"))?;
     let dtype = GgmlType::from_gguf_id(type_id).ok_or_else(|| GgufError::UnknownType {
         tensor: name.clone(),
         type_id,
     })?;
-    let offset = cursor.u64("tensor offset")?;
+    let offset = cursor.u64(&format!("offset of tensor {name:?}"))?;
 
     let shape_u64: Vec<u64> = ne.iter().rev().copied().collect();
     let elements = ne

@@ -13,6 +13,7 @@ pub const Q8_0: u32 = 8;
 #[derive(Clone, Debug)]
 pub enum Value {
     U32(u32),
+    U64(u64),
     F32(f32),
     Bool(bool),
     Str(String),
@@ -25,6 +26,10 @@ impl Value {
         match self {
             Value::U32(v) => {
                 out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Value::U64(v) => {
+                out.extend(10u32.to_le_bytes());
                 out.extend(v.to_le_bytes());
             }
             Value::F32(v) => {
@@ -156,14 +161,20 @@ impl GgufWriter {
     }
 }
 
-/// Shapes of the tiny llama: hidden 32, 2 heads of 16, 1 kv head, ffn 64, 1 layer, 10 tokens.
+/// Shapes of the tiny llama: hidden 32, 4 heads of 8, 2 kv heads, ffn 64, 2 layers, 10 tokens.
 pub const HIDDEN: u64 = 32;
 pub const FFN: u64 = 64;
-pub const KV_OUT: u64 = 16;
+pub const LAYERS: u64 = 2;
+pub const HEADS: u64 = 4;
+pub const KV_HEADS: u64 = 2;
+pub const HEAD_DIM: u64 = HIDDEN / HEADS;
+pub const KV_OUT: u64 = KV_HEADS * HEAD_DIM;
 
-/// A valid one-layer llama GGUF with f32, q8_0 and q4_1 tensors and a 10-token gpt2 vocabulary.
+/// A valid two-layer llama GGUF with f32, q8_0 and q4_1 tensors, a 10-token gpt2 vocabulary and
+/// tied embeddings (no `output.weight`).
 ///
-/// `attn_norm` and `ffn_norm` hold the same bytes (all ones), so an import stores them once.
+/// Every `attn_norm` and `ffn_norm` contains the same bytes (all ones), so an import stores the four
+/// of them as one blob.
 pub fn tiny_llama() -> GgufWriter {
     let mut w = GgufWriter::new();
     w.set("general.architecture", Value::Str("llama".into()))
@@ -172,9 +183,9 @@ pub fn tiny_llama() -> GgufWriter {
         .set("llama.context_length", Value::U32(128))
         .set("llama.embedding_length", Value::U32(HIDDEN as u32))
         .set("llama.feed_forward_length", Value::U32(FFN as u32))
-        .set("llama.block_count", Value::U32(1))
-        .set("llama.attention.head_count", Value::U32(2))
-        .set("llama.attention.head_count_kv", Value::U32(1))
+        .set("llama.block_count", Value::U32(LAYERS as u32))
+        .set("llama.attention.head_count", Value::U32(HEADS as u32))
+        .set("llama.attention.head_count_kv", Value::U32(KV_HEADS as u32))
         .set("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
         .set("llama.rope.freq_base", Value::F32(100_000.0))
         .set("tokenizer.ggml.model", Value::Str("gpt2".into()))
@@ -190,58 +201,16 @@ pub fn tiny_llama() -> GgufWriter {
         .set("tokenizer.ggml.add_bos_token", Value::Bool(false))
         .set("tokenizer.chat_template", Value::Str(CHAT_TEMPLATE.into()));
 
-    let ones = f32_bytes(&[1.0; HIDDEN as usize]);
     let vocab = TOKENS.len() as u64;
     w.tensor(
         "token_embd.weight",
         &[vocab, HIDDEN],
         F32,
-        bytes(4 * 320, 1),
+        bytes(f32_len(vocab * HIDDEN), 1),
     );
-    w.tensor("blk.0.attn_norm.weight", &[HIDDEN], F32, ones.clone());
-    w.tensor(
-        "blk.0.attn_q.weight",
-        &[HIDDEN, HIDDEN],
-        Q8_0,
-        bytes(32 * 34, 2),
-    );
-    w.tensor(
-        "blk.0.attn_k.weight",
-        &[KV_OUT, HIDDEN],
-        Q8_0,
-        bytes(16 * 34, 3),
-    );
-    w.tensor(
-        "blk.0.attn_v.weight",
-        &[KV_OUT, HIDDEN],
-        Q4_1,
-        bytes(16 * 20, 4),
-    );
-    w.tensor(
-        "blk.0.attn_output.weight",
-        &[HIDDEN, HIDDEN],
-        Q4_1,
-        bytes(32 * 20, 5),
-    );
-    w.tensor("blk.0.ffn_norm.weight", &[HIDDEN], F32, ones.clone());
-    w.tensor(
-        "blk.0.ffn_gate.weight",
-        &[FFN, HIDDEN],
-        Q8_0,
-        bytes(64 * 34, 6),
-    );
-    w.tensor(
-        "blk.0.ffn_up.weight",
-        &[FFN, HIDDEN],
-        Q4_1,
-        bytes(64 * 20, 7),
-    );
-    w.tensor(
-        "blk.0.ffn_down.weight",
-        &[HIDDEN, FFN],
-        F32,
-        bytes(4 * 2048, 8),
-    );
+    for layer in 0..LAYERS {
+        add_layer(&mut w, layer);
+    }
     w.tensor(
         "output_norm.weight",
         &[HIDDEN],
@@ -249,6 +218,61 @@ pub fn tiny_llama() -> GgufWriter {
         f32_bytes(&[0.5; HIDDEN as usize]),
     );
     w
+}
+
+/// Adds the nine tensors of decoder layer `layer`: f32 norms, q8_0 and q4_1 linears.
+fn add_layer(w: &mut GgufWriter, layer: u64) {
+    let name = |suffix: &str| format!("blk.{layer}.{suffix}");
+    let seed = |index: u64| 10 * (layer + 1) + index;
+    let ones = f32_bytes(&[1.0; HIDDEN as usize]);
+    let q8_0 = |rows: u64, cols: u64, seed: u64| bytes(block_len(rows * cols, 34), seed);
+    let q4_1 = |rows: u64, cols: u64, seed: u64| bytes(block_len(rows * cols, 20), seed);
+
+    w.tensor(&name("attn_norm.weight"), &[HIDDEN], F32, ones.clone());
+    let q = q8_0(HIDDEN, HIDDEN, seed(1));
+    w.tensor(&name("attn_q.weight"), &[HIDDEN, HIDDEN], Q8_0, q);
+    let k = q8_0(KV_OUT, HIDDEN, seed(2));
+    w.tensor(&name("attn_k.weight"), &[KV_OUT, HIDDEN], Q8_0, k);
+    let v = q4_1(KV_OUT, HIDDEN, seed(3));
+    w.tensor(&name("attn_v.weight"), &[KV_OUT, HIDDEN], Q4_1, v);
+    let output = q4_1(HIDDEN, HIDDEN, seed(4));
+    w.tensor(&name("attn_output.weight"), &[HIDDEN, HIDDEN], Q4_1, output);
+    w.tensor(&name("ffn_norm.weight"), &[HIDDEN], F32, ones);
+    let gate = q8_0(FFN, HIDDEN, seed(5));
+    w.tensor(&name("ffn_gate.weight"), &[FFN, HIDDEN], Q8_0, gate);
+    let up = q4_1(FFN, HIDDEN, seed(6));
+    w.tensor(&name("ffn_up.weight"), &[FFN, HIDDEN], Q4_1, up);
+    let down = bytes(f32_len(HIDDEN * FFN), seed(7));
+    w.tensor(&name("ffn_down.weight"), &[HIDDEN, FFN], F32, down);
+}
+
+/// Byte length of `elements` f32 values.
+fn f32_len(elements: u64) -> usize {
+    elements as usize * 4
+}
+
+/// Byte length of `elements` values in 32-element blocks of `block_bytes` bytes.
+fn block_len(elements: u64, block_bytes: usize) -> usize {
+    elements as usize / 32 * block_bytes
+}
+
+/// Replaces the vocabulary of `w` with `tokens` (no merges, no special-token ids, no token types)
+/// and resizes `token_embd.weight` to match, so that only the tokenizer metadata differs from a
+/// valid model.
+pub fn set_vocabulary(w: &mut GgufWriter, tokens: &[&str]) {
+    w.set("tokenizer.ggml.tokens", strings(tokens))
+        .remove("tokenizer.ggml.merges")
+        .remove("tokenizer.ggml.token_type")
+        .remove("tokenizer.ggml.bos_token_id")
+        .remove("tokenizer.ggml.eos_token_id");
+    let embedding = w
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "token_embd.weight")
+        .expect("token_embd.weight");
+    let vocab = tokens.len() as u64;
+    embedding.shape = vec![vocab, HIDDEN];
+    embedding.data = bytes(f32_len(vocab * HIDDEN), 1);
 }
 
 fn strings(items: &[&str]) -> Value {
