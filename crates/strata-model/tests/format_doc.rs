@@ -30,3 +30,33 @@ fn format_doc_names_model_constants() {
         );
     }
 }
+
+#[test]
+fn format_doc_states_reader_limits() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/format.md");
+    let text = std::fs::read_to_string(path).expect("read docs/format.md");
+    // Lines wrap anywhere, so compare with every run of whitespace made one space.
+    let doc = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let header_limit = strata_model::hf::MAX_HEADER_BYTES
+        .to_string()
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|digits| std::str::from_utf8(digits).unwrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let expected = [
+        format!("{header_limit}-byte limit"),
+        format!("at most {} dimensions", strata_model::gguf::MAX_DIMS),
+        format!(
+            "`general.alignment`, default {}",
+            strata_model::gguf::DEFAULT_ALIGNMENT
+        ),
+    ];
+    for text in expected {
+        assert!(
+            doc.contains(&text),
+            "docs/format.md does not state {text:?}"
+        );
+    }
+}
