@@ -8,6 +8,8 @@ pub(crate) const SUCCESS: i32 = 0;
 pub(crate) const FAILURE: i32 = 1;
 /// `strata fsck` found problems in the store.
 pub(crate) const STORE_DAMAGED: i32 = 3;
+/// Ctrl-C stopped a one-shot answer (128 + SIGINT, as shells report it).
+pub(crate) const INTERRUPTED: i32 = 130;
 
 /// An error that carries its own exit code.
 #[derive(Debug, thiserror::Error)]

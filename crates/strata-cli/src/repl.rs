@@ -41,7 +41,12 @@ pub(crate) fn chat_loop(
             Err(error) => return Err(error.into()),
         };
         match parse(&text) {
-            Input::Message(message) => answer(engine, chat, &message, params)?,
+            Input::Message(message) => {
+                if let Err(error) = answer(engine, chat, &message, params) {
+                    eprintln!("strata: error: {error:#}");
+                    eprintln!("(the message was not added; /clear starts a new conversation)");
+                }
+            }
             Input::Help => eprintln!("{HELP}"),
             Input::Clear => {
                 chat.clear();
@@ -76,7 +81,10 @@ fn read_message(editor: &mut DefaultEditor) -> Result<Option<String>, ReadlineEr
                 message.clear();
                 prompt = ">>> ";
             }
-            Err(ReadlineError::Eof) => return Ok(None),
+            Err(ReadlineError::Eof) => {
+                eprintln!();
+                return Ok(None);
+            }
             Err(error) => return Err(error),
         }
     }

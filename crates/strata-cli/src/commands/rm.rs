@@ -20,7 +20,7 @@ pub(crate) fn run(home: &Path, args: &RmArgs) -> anyhow::Result<()> {
         store
             .remove_tag(reference)
             .with_context(|| format!("cannot remove `{reference}`"))?;
-        eprintln!("deleted '{reference}'");
+        eprintln!("deleted `{reference}`");
     }
     Ok(())
 }

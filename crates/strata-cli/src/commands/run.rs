@@ -4,20 +4,22 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use strata_model::load::LoadedModel;
+use strata_runtime::FinishReason;
 use strata_runtime::engine::{Chat, Engine};
 use strata_runtime::sampling::SamplingParams;
 use strata_store::Reference;
 
 use crate::cli::{RunArgs, SamplingArgs};
 use crate::commands::pull;
+use crate::exit::{self, ExitError};
 use crate::{home, interrupt, repl};
 
 /// Runs `strata run MODEL [PROMPT]`.
 pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
+    let params = sampling_params(&args.sampling)?;
     let engine = load_engine(home, &args.model)?;
-    let params = sampling_params(&args.sampling);
     let mut chat = engine.new_chat(args.system.clone());
     interrupt::install()?;
 
@@ -25,7 +27,15 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
         return repl::chat_loop(&engine, &mut chat, &params);
     }
     let prompt = args.prompt.join(" ");
-    answer(&engine, &mut chat, &prompt, &params)
+    if answer(&engine, &mut chat, &prompt, &params)? == FinishReason::Cancelled {
+        let message = "interrupted".to_string();
+        return Err(ExitError {
+            code: exit::INTERRUPTED,
+            message,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Resolves `model`, pulling it first when it is a known default the store lacks, and loads it.
@@ -51,7 +61,7 @@ pub(crate) fn answer(
     chat: &mut Chat,
     prompt: &str,
     params: &SamplingParams,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<FinishReason> {
     interrupt::reset();
     let mut out = std::io::stdout().lock();
     let mut write_error = None;
@@ -72,12 +82,31 @@ pub(crate) fn answer(
         finish = ?reply.finish,
         "answered"
     );
-    Ok(())
+    Ok(reply.finish)
 }
 
-/// Converts the command-line sampling flags into runtime parameters.
-pub(crate) fn sampling_params(args: &SamplingArgs) -> SamplingParams {
-    SamplingParams {
+/// Checks the command-line sampling flags and converts them into runtime parameters.
+pub(crate) fn sampling_params(args: &SamplingArgs) -> anyhow::Result<SamplingParams> {
+    if !(args.temperature.is_finite() && args.temperature >= 0.0) {
+        bail!(
+            "invalid --temperature {}: expected a number of 0 or more",
+            args.temperature
+        );
+    }
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        bail!(
+            "invalid --top-p {}: expected a number above 0 and at most 1",
+            args.top_p
+        );
+    }
+    if !(args.repeat_penalty.is_finite() && args.repeat_penalty > 0.0) {
+        let value = args.repeat_penalty;
+        bail!("invalid --repeat-penalty {value}: expected a number above 0 (1 turns it off)");
+    }
+    if args.max_tokens == 0 {
+        bail!("invalid --max-tokens 0: expected at least 1");
+    }
+    Ok(SamplingParams {
         temperature: args.temperature,
         top_k: Some(args.top_k),
         top_p: Some(args.top_p),
@@ -85,5 +114,5 @@ pub(crate) fn sampling_params(args: &SamplingArgs) -> SamplingParams {
         repeat_last_n: args.repeat_last_n,
         seed: args.seed,
         max_tokens: args.max_tokens,
-    }
+    })
 }
