@@ -10,7 +10,7 @@ use crate::tokenizer_json::TokenizerJsonError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GgufError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -107,7 +107,7 @@ pub enum GgufError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SafetensorsError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -164,7 +164,7 @@ pub enum ImportError {
     InvalidTokenizer { message: String },
     #[error("tokenizer: {0}")]
     Tokenizer(#[from] TokenizerJsonError),
-    #[error("cannot hash the source file {}: {source}", path.display())]
+    #[error("cannot hash the source file {}", path.display())]
     Hash {
         path: PathBuf,
         source: std::io::Error,

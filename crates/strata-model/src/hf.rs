@@ -356,8 +356,14 @@ fn architecture(fields: &ConfigFields<'_>) -> Result<Architecture> {
         None => classes.first() == Some(class),
     });
     let Some(&(_, class, architecture)) = found else {
+        let model_type = model_type.unwrap_or("(missing)");
+        let classes = if classes.is_empty() {
+            "(none)".to_string()
+        } else {
+            classes.join(", ")
+        };
         return Err(fields.error(format!(
-            "model_type {model_type:?} with architectures {classes:?} is not supported; \
+            "model_type {model_type} with architectures {classes} is not supported; \
              llama (LlamaForCausalLM) and qwen2 (Qwen2ForCausalLM) are"
         )));
     };
