@@ -4,7 +4,7 @@ use std::io;
 
 /// The command did what was asked.
 pub(crate) const SUCCESS: i32 = 0;
-/// The command failed; stderr says why.
+/// The command failed, and stderr carries the reason.
 pub(crate) const FAILURE: i32 = 1;
 /// `strata fsck` found problems in the store.
 pub(crate) const STORE_DAMAGED: i32 = 3;

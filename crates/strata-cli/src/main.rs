@@ -58,7 +58,7 @@ fn set_thread_count() {
     unsafe { std::env::set_var("RAYON_NUM_THREADS", threads.to_string()) };
 }
 
-/// Sends logs to stderr: warnings by default, more with each `-v`, or as `RUST_LOG` says.
+/// Sends logs to stderr: warnings by default, more with each `-v`, or the `RUST_LOG` filter.
 fn init_tracing(verbose: u8) {
     let default = match verbose {
         0 => "warn",

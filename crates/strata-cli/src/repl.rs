@@ -15,7 +15,7 @@ Available commands:
 
 Ctrl-C stops the current answer. End a line with \\ to continue the message on the next line.";
 
-/// What one line of input asks for.
+/// The request in one line of input: a message or a slash command.
 #[derive(Debug, PartialEq)]
 enum Input {
     Message(String),

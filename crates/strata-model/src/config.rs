@@ -18,7 +18,7 @@ pub struct ModelConfig {
     pub config: ModelFormat,
     /// ModelPack's list of layer digests, in manifest order.
     pub modelfs: ModelFs,
-    /// What strata needs to run the model.
+    /// strata's run-time settings: hyperparameters, tokenizer, template, parent and source.
     pub strata: StrataConfig,
 }
 
@@ -74,7 +74,7 @@ pub struct StrataConfig {
     pub chat_template: Option<BlobRef>,
     /// Manifest digest of the version this one was derived from; `None` for an import.
     pub parent: Option<Digest>,
-    /// Where the weights came from.
+    /// Provenance of the weights.
     pub source: Source,
 }
 
@@ -97,7 +97,7 @@ pub enum Architecture {
     Qwen2,
 }
 
-/// How rotary embeddings pair the dimensions of a head.
+/// Pairing of a head's dimensions in the rotary embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RopeStyle {

@@ -20,7 +20,7 @@ use crate::stream::StreamDecoder;
 use crate::template::{ChatTemplate, Message};
 use crate::tokenizer::ChatTokenizer;
 
-/// Positions a new chat's cache holds before its first growth.
+/// Capacity of a new chat's cache, in positions, before its first growth.
 const INITIAL_CACHE_POSITIONS: usize = 512;
 
 /// A model version loaded for generation.
@@ -85,7 +85,7 @@ impl Engine {
         &self.manifest_digest
     }
 
-    /// Number of token ids the model knows.
+    /// Size of the model's vocabulary.
     pub fn vocab_size(&self) -> usize {
         self.model.config().vocab_size
     }
@@ -218,7 +218,7 @@ impl Chat {
         })
     }
 
-    /// The messages as the template sees them, with the system message first.
+    /// Collects the messages the template renders, with the system message first.
     fn rendered(&self) -> Vec<Message> {
         let system = self.system.iter().map(|text| Message::new("system", text));
         system.chain(self.messages.iter().cloned()).collect()
