@@ -10,11 +10,11 @@ use std::time::Duration;
 use candle_core::Device;
 use strata_model::ModelConfig;
 use strata_model::load::LoadedModel;
-use strata_store::Digest;
+use strata_store::{Digest, Reference};
 
 use crate::error::Result;
 use crate::generate::{self, FinishReason, Sequence};
-use crate::model::Llama;
+use crate::model::{BlockDtype, Llama};
 use crate::sampling::SamplingParams;
 use crate::stream::StreamDecoder;
 use crate::template::{ChatTemplate, Message};
@@ -31,19 +31,24 @@ pub struct Engine {
     template: ChatTemplate,
     config: ModelConfig,
     manifest_digest: Digest,
+    reference: Reference,
 }
 
 impl Engine {
     /// Builds the decoder, tokenizer and template of a version loaded from the store, on CPU.
+    ///
+    /// Its caches keep keys and values at f16 precision, as llama.cpp's do by default, so a
+    /// session saved with f16 blocks restores exactly; [`Engine::model_mut`] can change that.
     pub fn load(loaded: &LoadedModel) -> Result<Engine> {
         let strata = &loaded.config.strata;
         let device = Device::Cpu;
-        let model = Llama::load(
+        let mut model = Llama::load(
             &strata.hyperparameters,
             strata.architecture,
             &loaded.tensors,
             &device,
         )?;
+        model.set_kv_precision(BlockDtype::F16);
         let tokenizer = ChatTokenizer::from_json(&loaded.tokenizer_json, &strata.tokenizer)?;
         let bos = strata.tokenizer.bos_token.as_deref();
         let eos = strata.tokenizer.eos_token.as_deref();
@@ -57,12 +62,18 @@ impl Engine {
             template,
             config: loaded.config.clone(),
             manifest_digest: loaded.manifest_digest.clone(),
+            reference: loaded.reference.clone(),
         })
     }
 
     /// The decoder.
     pub fn model(&self) -> &Llama {
         &self.model
+    }
+
+    /// The decoder, for settings such as the cache precision.
+    pub fn model_mut(&mut self) -> &mut Llama {
+        &mut self.model
     }
 
     /// The tokenizer.
@@ -83,6 +94,11 @@ impl Engine {
     /// Digest of the manifest the weights were loaded from.
     pub fn manifest_digest(&self) -> &Digest {
         &self.manifest_digest
+    }
+
+    /// The reference the version was loaded by, such as `smollm2:latest`.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
     }
 
     /// Size of the model's vocabulary.
@@ -128,6 +144,35 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// Rebuilds a chat from saved parts: the system message, the messages, and the sequence of
+    /// cached tokens (`None` when nothing was cached).
+    pub fn from_parts(
+        system: Option<String>,
+        messages: Vec<Message>,
+        sequence: Option<Sequence>,
+    ) -> Chat {
+        Chat {
+            system,
+            messages,
+            sequence,
+        }
+    }
+
+    /// Splits the chat into its system message, messages and cached sequence.
+    pub fn into_parts(self) -> (Option<String>, Vec<Message>, Option<Sequence>) {
+        (self.system, self.messages, self.sequence)
+    }
+
+    /// The system message, when the chat has one.
+    pub fn system(&self) -> Option<&str> {
+        self.system.as_deref()
+    }
+
+    /// The cached tokens and their KV cache, when anything was fed yet.
+    pub fn sequence(&self) -> Option<&Sequence> {
+        self.sequence.as_ref()
+    }
+
     /// The conversation so far, without the system message.
     pub fn messages(&self) -> &[Message] {
         &self.messages

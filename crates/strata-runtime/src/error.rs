@@ -159,4 +159,27 @@ pub enum CacheError {
         /// Number of cached positions.
         cached: usize,
     },
+    /// A cache block's byte length does not match its token count and the cache layout.
+    #[error(
+        "kv cache block {block} (positions {start}..{end}) has {actual} bytes, expected {expected} \
+         for the cache layout"
+    )]
+    BlockSize {
+        /// Index of the block in its list.
+        block: usize,
+        /// First position the block covers.
+        start: usize,
+        /// Position after the last one it covers.
+        end: usize,
+        /// Bytes the layout and token count call for.
+        expected: usize,
+        /// Bytes found.
+        actual: usize,
+    },
+    /// The cache is not in a form blocks can be read from (another device or dtype).
+    #[error("cannot encode the kv cache: {what}")]
+    Unsupported {
+        /// What the cache is.
+        what: String,
+    },
 }

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::Result;
 
 /// Settings for choosing the next token and for ending generation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SamplingParams {
     /// Divisor of the logits before the softmax; 0 picks the most likely token (greedy).
     pub temperature: f64,

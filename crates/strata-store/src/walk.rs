@@ -2,9 +2,12 @@
 //!
 //! From every `index.json` entry the walk reaches the manifest, its config, its layers and its
 //! subject. When the config's media type ends in `+json`, every string under a JSON key named
-//! `digest`, anywhere in the config document, that parses as a digest is reached too. A
-//! subject's manifest is reached as a blob but not walked further, and `parent` fields are not
-//! followed, so an untagged ancestor's config and layers may be collected.
+//! `digest`, anywhere in the config document, that parses as a digest is reached too. Two links
+//! are walked as manifests in turn: the subject (a session snapshot keeps its model) and every
+//! string under a key named `parent` (a version or snapshot keeps its ancestors, so a rollback or
+//! an older session state stays readable). Each manifest is walked once.
+
+use std::collections::HashSet;
 
 use serde_json::Value;
 
@@ -37,6 +40,10 @@ pub(crate) struct WalkFailure {
 pub(crate) struct Walk {
     pub(crate) uses: Vec<BlobUse>,
     pub(crate) failures: Vec<WalkFailure>,
+    /// Manifests already walked.
+    walked: HashSet<Digest>,
+    /// Manifests reached through a subject or a `parent` field, still to walk, with their root.
+    pending: Vec<(Digest, String)>,
 }
 
 impl Store {
@@ -47,12 +54,22 @@ impl Store {
         for entry in &index.manifests {
             let root = ImageIndex::ref_name(entry).unwrap_or("-").to_string();
             walk.add(entry, format!("manifest of `{root}`"));
-            match self.read_manifest(&entry.digest) {
-                Ok(manifest) => self.walk_manifest(&manifest, &root, &mut walk),
-                Err(error) => walk.fail(&entry.digest, &root, error),
+            self.walk_digest(&entry.digest, &root, &mut walk);
+            while let Some((digest, root)) = walk.pending.pop() {
+                self.walk_digest(&digest, &root, &mut walk);
             }
         }
         Ok(walk)
+    }
+
+    fn walk_digest(&self, digest: &Digest, root: &str, walk: &mut Walk) {
+        if !walk.walked.insert(digest.clone()) {
+            return;
+        }
+        match self.read_manifest(digest) {
+            Ok(manifest) => self.walk_manifest(&manifest, root, walk),
+            Err(error) => walk.fail(digest, root, error),
+        }
     }
 
     fn walk_manifest(&self, manifest: &Manifest, root: &str, walk: &mut Walk) {
@@ -62,6 +79,8 @@ impl Store {
         }
         if let Some(subject) = &manifest.subject {
             walk.add(subject, format!("subject of `{root}`"));
+            walk.pending
+                .push((subject.digest.clone(), root.to_string()));
         }
         if !manifest.config.media_type.ends_with("+json") {
             return;
@@ -70,6 +89,15 @@ impl Store {
             Ok(config) => {
                 let role = format!("blob named by the config of `{root}`");
                 collect_digest_fields(&config, &role, &mut walk.uses);
+                for parent in parent_fields(&config) {
+                    let role = format!("parent named by the config of `{root}`");
+                    walk.uses.push(BlobUse {
+                        digest: parent.clone(),
+                        size: None,
+                        role,
+                    });
+                    walk.pending.push((parent, root.to_string()));
+                }
             }
             Err(error) => walk.fail(&manifest.config.digest, root, error),
         }
@@ -130,4 +158,24 @@ fn collect_digest_fields(value: &Value, role: &str, uses: &mut Vec<BlobUse>) {
         }
         _ => {}
     }
+}
+
+/// Returns every string under a `parent` key of `value` that parses as a digest.
+fn parent_fields(value: &Value) -> Vec<Digest> {
+    let mut parents = Vec::new();
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(object) => {
+                let parent = object.get("parent").and_then(Value::as_str);
+                if let Some(digest) = parent.and_then(|text| Digest::parse(text).ok()) {
+                    parents.push(digest);
+                }
+                stack.extend(object.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    parents
 }

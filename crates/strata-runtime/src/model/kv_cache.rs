@@ -8,6 +8,7 @@
 use candle_core::{DType, Device, Tensor};
 
 use crate::error::{CacheError, Result};
+use crate::model::kv_blocks::BlockDtype;
 
 /// Geometry of a cache: dtype, layer count, heads, head width and context length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +23,10 @@ pub struct CacheLayout {
     pub head_dim: usize,
     /// Context length: the most positions the cache may hold.
     pub max_positions: usize,
+    /// Precision of the values: with [`BlockDtype::F16`] every key and value is rounded to the
+    /// nearest f16 as it is written (and kept in f32), as llama.cpp's default f16 cache does, so
+    /// f16 snapshot blocks hold the cache exactly.
+    pub precision: BlockDtype,
 }
 
 /// Keys and values of every layer for the positions fed so far.
@@ -88,6 +93,37 @@ impl KvCache {
         }
         cache.len = len;
         Ok(cache)
+    }
+
+    /// Wraps per-layer tensors `[num_kv_heads, capacity, head_dim]` whose first `len` positions
+    /// are filled, as [`KvCache::from_blocks`] builds them.
+    pub(crate) fn from_allocated(
+        layout: CacheLayout,
+        layers: Vec<(Tensor, Tensor)>,
+        len: usize,
+        device: &Device,
+    ) -> Result<KvCache> {
+        let cache = KvCache {
+            layout,
+            layers,
+            len,
+            device: device.clone(),
+        };
+        if cache.capacity() < len {
+            let error = CacheError::ContextLength {
+                cached: 0,
+                requested: len,
+                max: cache.capacity(),
+            };
+            return Err(error.into());
+        }
+        Ok(cache)
+    }
+
+    /// The allocated keys and values of `layer`, `[num_kv_heads, capacity, head_dim]`.
+    pub(crate) fn layer_tensors(&self, layer: usize) -> (&Tensor, &Tensor) {
+        let (keys, values) = &self.layers[layer];
+        (keys, values)
     }
 
     /// Returns the cache's dtype and geometry.
@@ -176,6 +212,10 @@ impl KvCache {
         values: &Tensor,
     ) -> Result<(Tensor, Tensor)> {
         let new_positions = keys.dim(1)?;
+        let (keys, values) = match self.layout.precision {
+            BlockDtype::F32 => (keys.clone(), values.clone()),
+            BlockDtype::F16 => (round_to_f16(keys)?, round_to_f16(values)?),
+        };
         let (cached_keys, cached_values) = &self.layers[layer];
         cached_keys.slice_set(&keys.contiguous()?, 1, self.len)?;
         cached_values.slice_set(&values.contiguous()?, 1, self.len)?;
@@ -191,6 +231,11 @@ impl KvCache {
     pub(crate) fn advance(&mut self, n: usize) {
         self.len += n;
     }
+}
+
+/// Rounds every element to the nearest f16, keeping the f32 dtype.
+fn round_to_f16(tensor: &Tensor) -> Result<Tensor> {
+    Ok(tensor.to_dtype(DType::F16)?.to_dtype(DType::F32)?)
 }
 
 fn allocate_pair(

@@ -10,6 +10,7 @@
 use candle_core::{DType, Device, Tensor};
 use strata_model::{Architecture, Hyperparameters, TensorSet, TensorView};
 
+use super::kv_blocks::BlockDtype;
 use super::kv_cache::{CacheLayout, KvCache};
 use super::linear::{Linear, float_tensor};
 use super::rope::RotaryEmbedding;
@@ -313,6 +314,7 @@ pub struct Llama {
     config: Hyperparameters,
     architecture: Architecture,
     device: Device,
+    kv_precision: BlockDtype,
 }
 
 impl Llama {
@@ -364,6 +366,7 @@ impl Llama {
             config: config.clone(),
             architecture,
             device: device.clone(),
+            kv_precision: BlockDtype::F32,
         })
     }
 
@@ -390,7 +393,13 @@ impl Llama {
             num_kv_heads: self.config.num_key_value_heads,
             head_dim: self.config.head_dim,
             max_positions: self.config.max_position_embeddings,
+            precision: self.kv_precision,
         }
+    }
+
+    /// Sets the precision new caches keep keys and values in (f32 unless set).
+    pub fn set_kv_precision(&mut self, precision: BlockDtype) {
+        self.kv_precision = precision;
     }
 
     /// Creates an empty cache with room for `capacity` positions before it first grows.

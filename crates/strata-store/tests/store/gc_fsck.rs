@@ -218,7 +218,7 @@ fn gc_removes_nothing_when_a_manifest_is_unreadable() {
 }
 
 #[test]
-fn subject_manifest_is_kept_but_not_walked() {
+fn subject_manifest_is_walked_like_a_tagged_one() {
     let (_dir, store) = temp_store();
     let base = common::save_tagged(&store, "base:v1", &[b"base weights"]);
     let adapter = common::put_model_with(
@@ -242,14 +242,14 @@ fn subject_manifest_is_kept_but_not_walked() {
         "the subject manifest was removed"
     );
     assert!(
-        !store.has_blob(&base.layers[0]),
-        "an untagged subject's layers were kept"
+        store.has_blob(&base.layers[0]),
+        "an untagged subject's layers were removed"
     );
     assert!(store.fsck().unwrap().problems.is_empty());
 }
 
 #[test]
-fn parent_field_is_not_followed() {
+fn parent_field_keeps_the_ancestor_readable() {
     let (_dir, store) = temp_store();
     let parent = common::save_tagged(&store, "m:v1", &[b"v1 weights"]);
     let extra = json!({ "parent": parent.manifest.digest });
@@ -263,7 +263,11 @@ fn parent_field_is_not_followed() {
 
     store.gc().unwrap();
 
-    assert!(!store.has_blob(&parent.manifest.digest));
+    assert!(store.has_blob(&parent.manifest.digest));
+    assert!(
+        store.has_blob(&parent.layers[0]),
+        "the ancestor's layers were removed"
+    );
     assert!(store.has_blob(&child.manifest.digest));
     assert!(store.fsck().unwrap().problems.is_empty());
 }
