@@ -42,6 +42,9 @@ pub(crate) enum Command {
     Gc,
     /// Measure load time, prefill and decode speed.
     Bench(BenchArgs),
+    /// List, show, remove and rebase saved sessions.
+    #[command(subcommand)]
+    Session(SessionCommand),
 }
 
 /// Arguments of `strata pull`.
@@ -65,12 +68,42 @@ pub(crate) struct ImportArgs {
 
 /// Arguments of `strata run`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  strata run smollm2                              chat
+  strata run smollm2 \"Why is the sky blue?\"       answer one prompt
+  strata run smollm2 --save notes \"Remember: ...\" answer, then save the session as `notes`
+  strata run --from notes \"What did I say?\"       start from `notes`, leaving it unchanged
+  strata run --session notes                      resume `notes` and save it back on exit")]
 pub(crate) struct RunArgs {
-    /// Model reference: `NAME`, `NAME:TAG` or `NAME@sha256:…`.
-    pub(crate) model: String,
+    /// `MODEL [PROMPT...]`: the model (`NAME`, `NAME:TAG` or `NAME@sha256:…`), then a prompt to
+    /// answer instead of starting a chat. With `--from`, or `--session` naming a saved session,
+    /// every word is prompt: the session names its model.
+    #[arg(value_name = "MODEL [PROMPT]")]
+    pub(crate) words: Vec<String>,
 
-    /// Answer this prompt and exit instead of starting a chat.
-    pub(crate) prompt: Vec<String>,
+    /// Save the session under this name after the answer, or when the chat ends.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) save: Option<String>,
+
+    /// Start from the saved session NAME without changing it.
+    #[arg(long, value_name = "NAME", conflicts_with = "session")]
+    pub(crate) from: Option<String>,
+
+    /// Resume the saved session NAME (or start it) and save it back on exit; the old state
+    /// stays readable as the new one's parent.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) session: Option<String>,
+
+    /// Run the session on this model instead of the one it was saved with; its cache is then
+    /// recomputed.
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) model: Option<String>,
+
+    /// Precision of the KV cache and of saved sessions: f16 (default, as llama.cpp) or f32.
+    /// Either way a saved session restores exactly.
+    #[arg(long, value_name = "DTYPE")]
+    pub(crate) kv_dtype: Option<String>,
 
     #[command(flatten)]
     pub(crate) sampling: SamplingArgs,
@@ -80,37 +113,84 @@ pub(crate) struct RunArgs {
     pub(crate) system: Option<String>,
 }
 
-/// Sampling settings of `run`.
-#[derive(Debug, Args, Clone)]
+/// Sampling settings of `run`; unset ones come from the resumed session, then the defaults.
+#[derive(Debug, Args, Clone, Default)]
 pub(crate) struct SamplingArgs {
-    /// Sampling temperature; 0 (the default) picks the most likely token every step, which
+    /// Sampling temperature [default: 0]; 0 picks the most likely token every step, which
     /// suits small models; raise it (0.7) for varied answers.
-    #[arg(long, default_value_t = 0.0)]
-    pub(crate) temperature: f64,
+    #[arg(long)]
+    pub(crate) temperature: Option<f64>,
 
-    /// Keep only the K most likely tokens (0 keeps all).
-    #[arg(long, default_value_t = 40)]
-    pub(crate) top_k: usize,
+    /// Keep only the K most likely tokens, 0 keeps all [default: 40].
+    #[arg(long)]
+    pub(crate) top_k: Option<usize>,
 
-    /// Keep the smallest set of likely tokens whose probabilities add up to P (1 keeps all).
-    #[arg(long, default_value_t = 0.9)]
-    pub(crate) top_p: f64,
+    /// Keep the smallest set of likely tokens whose probabilities add up to P, 1 keeps all
+    /// [default: 0.9].
+    #[arg(long)]
+    pub(crate) top_p: Option<f64>,
 
-    /// Penalty on tokens seen in the last `--repeat-last-n` tokens (1 turns it off).
-    #[arg(long, default_value_t = 1.1)]
-    pub(crate) repeat_penalty: f32,
+    /// Penalty on tokens seen in the last `--repeat-last-n` tokens [default: 1, off, as in
+    /// llama.cpp]; above 1 it also keeps the model from repeating facts given in the chat.
+    #[arg(long)]
+    pub(crate) repeat_penalty: Option<f32>,
 
-    /// Number of recent tokens the repeat penalty looks at.
-    #[arg(long, default_value_t = 64)]
-    pub(crate) repeat_last_n: usize,
+    /// Number of recent tokens the repeat penalty looks at [default: 64].
+    #[arg(long)]
+    pub(crate) repeat_last_n: Option<usize>,
 
     /// Seed of the sampler; the same seed and settings give the same answer.
     #[arg(long)]
     pub(crate) seed: Option<u64>,
 
-    /// Maximum number of tokens to generate per answer.
-    #[arg(long, default_value_t = 512)]
-    pub(crate) max_tokens: usize,
+    /// Maximum number of tokens to generate per answer [default: 512].
+    #[arg(long)]
+    pub(crate) max_tokens: Option<usize>,
+}
+
+/// `strata session` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SessionCommand {
+    /// List saved sessions.
+    #[command(alias = "ls")]
+    List,
+    /// Show a session: model, tokens, cache blocks with digests, parent, messages.
+    Show(SessionShowArgs),
+    /// Remove a session's name; its blocks go at the next `strata gc` unless another session
+    /// uses them.
+    Rm(SessionRmArgs),
+    /// Recompute a session's cache on another model version and save it as a new snapshot.
+    Rebase(SessionRebaseArgs),
+}
+
+/// Arguments of `strata session show`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionShowArgs {
+    /// Session name.
+    pub(crate) name: String,
+}
+
+/// Arguments of `strata session rm`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionRmArgs {
+    /// Session names.
+    #[arg(required = true)]
+    pub(crate) names: Vec<String>,
+}
+
+/// Arguments of `strata session rebase`.
+#[derive(Debug, Args)]
+pub(crate) struct SessionRebaseArgs {
+    /// Session name.
+    pub(crate) name: String,
+
+    /// Model version to move the session to, `MODEL[:TAG]`.
+    #[arg(long, value_name = "MODEL")]
+    pub(crate) onto: String,
+
+    /// Save the result under this name instead of replacing NAME.
+    #[arg(long = "as", value_name = "NEW")]
+    pub(crate) save_as: Option<String>,
 }
 
 /// Arguments of `strata show`.

@@ -9,6 +9,7 @@ mod commands;
 mod exit;
 mod home;
 mod interrupt;
+mod live;
 mod progress;
 mod repl;
 
@@ -40,6 +41,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Fsck => commands::fsck::run(&home),
         Command::Gc => commands::gc::run(&home),
         Command::Bench(args) => commands::bench::run(&home, &args),
+        Command::Session(command) => commands::session::run(&home, &command),
     }
 }
 

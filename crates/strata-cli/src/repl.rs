@@ -2,15 +2,21 @@
 
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
-use strata_runtime::engine::{Chat, Engine};
-use strata_runtime::sampling::SamplingParams;
+use strata_sessions::SessionName;
 
 use crate::commands::run::answer;
+use crate::commands::session;
+use crate::live::Live;
 
 const HELP: &str = "\
 Available commands:
-  /help          show this help
+  /save [NAME]   save this session (as NAME, or under the name it was loaded or saved as)
+  /load NAME     replace this session with the saved session NAME
+  /fork NAME     continue from the saved session NAME, leaving NAME unchanged
+  /sessions      list saved sessions
+  /history       show this session's messages
   /clear         forget the conversation so far
+  /help          show this help
   /bye           leave the chat (Ctrl-D works too)
 
 Ctrl-C stops the current answer. End a line with \\ to continue the message on the next line.";
@@ -19,19 +25,22 @@ Ctrl-C stops the current answer. End a line with \\ to continue the message on t
 #[derive(Debug, PartialEq)]
 enum Input {
     Message(String),
+    Save(Option<String>),
+    Load(String),
+    Fork(String),
+    Sessions,
+    History,
     Help,
     Clear,
     Bye,
+    /// A command that needs an argument it did not get, with its usage.
+    Usage(&'static str),
     Unknown(String),
     Empty,
 }
 
 /// Reads messages until `/bye` or end of input, answering each.
-pub(crate) fn chat_loop(
-    engine: &Engine,
-    chat: &mut Chat,
-    params: &SamplingParams,
-) -> anyhow::Result<()> {
+pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
     eprintln!("Type a message, or /help for commands.");
     loop {
@@ -42,20 +51,72 @@ pub(crate) fn chat_loop(
         };
         match parse(&text) {
             Input::Message(message) => {
-                if let Err(error) = answer(engine, chat, &message, params) {
+                let (engine, chat) = (&live.engine, &mut live.chat);
+                if let Err(error) = answer(engine, chat, &message, &live.params) {
                     eprintln!("strata: error: {error:#}");
                     eprintln!("(the message was not added; /clear starts a new conversation)");
                 }
             }
-            Input::Help => eprintln!("{HELP}"),
-            Input::Clear => {
-                chat.clear();
-                eprintln!("cleared the conversation");
-            }
             Input::Bye => return Ok(()),
-            Input::Unknown(command) => eprintln!("unknown command `{command}`; try /help"),
-            Input::Empty => {}
+            command => {
+                if let Err(error) = run_command(live, command) {
+                    eprintln!("strata: error: {error:#}");
+                    eprintln!("(this session is unchanged)");
+                }
+            }
         }
+    }
+}
+
+/// Carries out one slash command other than `/bye`.
+fn run_command(live: &mut Live, input: Input) -> anyhow::Result<()> {
+    match input {
+        Input::Save(name) => {
+            let name = match name {
+                Some(name) => SessionName::parse(&name)?,
+                None => match &live.attached {
+                    Some(name) => name.clone(),
+                    None => anyhow::bail!("this session has no name yet; use /save NAME"),
+                },
+            };
+            live.save(&name)?;
+        }
+        Input::Load(name) => {
+            let name = SessionName::parse(&name)?;
+            live.load(&name, true)?;
+            eprintln!(
+                "loaded session `{name}` ({} messages)",
+                live.chat.messages().len()
+            );
+        }
+        Input::Fork(name) => {
+            let name = SessionName::parse(&name)?;
+            live.load(&name, false)?;
+            eprintln!("forked session `{name}`; /save NAME keeps this branch");
+        }
+        Input::Sessions => session::print_list(&live.store)?,
+        Input::History => print_history(live),
+        Input::Help => eprintln!("{HELP}"),
+        Input::Clear => {
+            live.chat.clear();
+            eprintln!("cleared the conversation");
+        }
+        Input::Usage(usage) => eprintln!("usage: {usage}"),
+        Input::Unknown(command) => eprintln!("unknown command `{command}`; try /help"),
+        Input::Message(_) | Input::Bye | Input::Empty => {}
+    }
+    Ok(())
+}
+
+fn print_history(live: &Live) {
+    if let Some(system) = live.chat.system() {
+        println!("[system] {system}");
+    }
+    for message in live.chat.messages() {
+        println!("[{}] {}", message.role, message.content);
+    }
+    if live.chat.messages().is_empty() {
+        eprintln!("(no messages yet)");
     }
 }
 
@@ -98,11 +159,20 @@ fn parse(text: &str) -> Input {
     if !trimmed.starts_with('/') {
         return Input::Message(text.to_string());
     }
-    let command = trimmed.split_whitespace().next().unwrap_or(trimmed);
-    match command {
-        "/help" | "/?" => Input::Help,
-        "/clear" => Input::Clear,
-        "/bye" | "/exit" | "/quit" => Input::Bye,
+    let mut words = trimmed.split_whitespace();
+    let command = words.next().unwrap_or(trimmed);
+    let argument = words.next().map(str::to_string);
+    match (command, argument) {
+        ("/save", name) => Input::Save(name),
+        ("/load", Some(name)) => Input::Load(name),
+        ("/load", None) => Input::Usage("/load NAME"),
+        ("/fork", Some(name)) => Input::Fork(name),
+        ("/fork", None) => Input::Usage("/fork NAME"),
+        ("/sessions", _) => Input::Sessions,
+        ("/history", _) => Input::History,
+        ("/help" | "/?", _) => Input::Help,
+        ("/clear", _) => Input::Clear,
+        ("/bye" | "/exit" | "/quit", _) => Input::Bye,
         _ => Input::Unknown(command.to_string()),
     }
 }
@@ -117,6 +187,17 @@ mod tests {
         assert_eq!(parse("  /help "), Input::Help);
         assert_eq!(parse("/clear"), Input::Clear);
         assert_eq!(parse("/nope x"), Input::Unknown("/nope".to_string()));
+    }
+
+    #[test]
+    fn session_commands_take_a_name() {
+        assert_eq!(parse("/save"), Input::Save(None));
+        assert_eq!(parse("/save notes"), Input::Save(Some("notes".to_string())));
+        assert_eq!(parse("/load notes"), Input::Load("notes".to_string()));
+        assert_eq!(parse("/fork notes"), Input::Fork("notes".to_string()));
+        assert_eq!(parse("/load"), Input::Usage("/load NAME"));
+        assert_eq!(parse("/sessions"), Input::Sessions);
+        assert_eq!(parse("/history"), Input::History);
     }
 
     #[test]

@@ -31,14 +31,14 @@ pub struct SamplingParams {
 }
 
 impl Default for SamplingParams {
-    /// Temperature 0.7, top-k 40, top-p 0.9, repeat penalty 1.1 over the last 64 tokens, no
+    /// Temperature 0.7, top-k 40, top-p 0.9, no repeat penalty (1.0, over the last 64 tokens), no
     /// seed, at most 512 new tokens.
     fn default() -> Self {
         SamplingParams {
             temperature: 0.7,
             top_k: Some(40),
             top_p: Some(0.9),
-            repeat_penalty: 1.1,
+            repeat_penalty: 1.0,
             repeat_last_n: 64,
             seed: None,
             max_tokens: 512,

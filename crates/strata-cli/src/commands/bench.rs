@@ -13,7 +13,10 @@ use serde_json::json;
 use strata_runtime::engine::Engine;
 
 use crate::cli::BenchArgs;
-use crate::commands::run::load_engine;
+use strata_store::Reference;
+
+use crate::home;
+use crate::live::load_engine;
 
 /// One measured figure: a label and the per-run values.
 struct Figure {
@@ -39,9 +42,11 @@ pub(crate) fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         runs: Vec::new(),
     };
     let mut engine = None;
+    let store = home::open_store(home)?;
+    let reference = Reference::parse(&args.model)?;
     for _ in 0..runs {
         let started = Instant::now();
-        engine = Some(load_engine(home, &args.model)?);
+        engine = Some(load_engine(home, &store, &reference)?);
         load.runs.push(millis(started.elapsed()));
     }
     let engine = engine.context("no run was made")?;

@@ -21,6 +21,11 @@ pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
     for problem in &report.problems {
         println!("{problem}");
     }
+    let sessions = strata_sessions::check_all(&store)?;
+    for problem in &sessions {
+        println!("{problem}");
+    }
+    let problems = report.problems.len() + sessions.len();
     for note in &report.notes {
         eprintln!("note: {note}");
     }
@@ -28,17 +33,17 @@ pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
         "checked {} ({}), {}",
         plural(report.blobs_checked, "blob"),
         crate::commands::import::human_bytes(report.bytes_checked),
-        plural(report.problems.len(), "problem")
+        plural(problems, "problem")
     );
-    if report.problems.is_empty() {
+    if problems == 0 {
         return Ok(());
     }
     Err(ExitError {
         code: STORE_DAMAGED,
         message: format!(
-            "{}: the store has {} problems",
+            "{}: the store has {}",
             home.display(),
-            report.problems.len()
+            plural(problems, "problem")
         ),
     }
     .into())

@@ -13,7 +13,7 @@ use crate::home;
 pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
     let store = home::open_store(home)?;
     let mut out = std::io::stdout().lock();
-    let tags = store.list_tags()?;
+    let tags = store.list_tags()?.into_iter().filter(is_model_tag);
     writeln!(
         out,
         "{:<32} {:<14} {:>10}  {}",
@@ -36,6 +36,14 @@ pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Session snapshots have their own listing, `strata session list`.
+fn is_model_tag(entry: &TagEntry) -> bool {
+    !entry
+        .reference
+        .name
+        .starts_with(strata_sessions::TAG_PREFIX)
 }
 
 fn describe(store: &Store, entry: &TagEntry) -> anyhow::Result<String> {

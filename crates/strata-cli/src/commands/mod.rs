@@ -8,4 +8,5 @@ pub(crate) mod list;
 pub(crate) mod pull;
 pub(crate) mod rm;
 pub(crate) mod run;
+pub(crate) mod session;
 pub(crate) mod show;

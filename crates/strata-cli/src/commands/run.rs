@@ -1,33 +1,74 @@
-//! `strata run`: load a model from the store and answer one prompt or start a chat.
+//! `strata run`: load a model (or a saved session) and answer one prompt or start a chat.
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
-use strata_model::load::LoadedModel;
 use strata_runtime::FinishReason;
 use strata_runtime::engine::{Chat, Engine};
+use strata_runtime::model::BlockDtype;
 use strata_runtime::sampling::SamplingParams;
-use strata_store::Reference;
+use strata_sessions::{SessionError, SessionName, Snapshot};
+use strata_store::{Reference, Store};
 
 use crate::cli::{RunArgs, SamplingArgs};
-use crate::commands::pull;
 use crate::exit::{self, ExitError};
+use crate::live::{Live, load_engine};
 use crate::{home, interrupt, repl};
 
-/// Runs `strata run MODEL [PROMPT]`.
+/// Runs `strata run`.
 pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
-    let params = sampling_params(&args.sampling)?;
-    let engine = load_engine(home, &args.model)?;
-    let mut chat = engine.new_chat(args.system.clone());
+    let names = SessionFlags::parse(args)?;
+    let kv_flag = args.kv_dtype.as_deref().map(parse_kv_dtype).transpose()?;
+    let store = home::open_store(home)?;
+    let start = names.starting_snapshot(&store)?;
+    if start.is_some() && args.system.is_some() {
+        bail!("--system cannot replace the system message of a saved session; start a new one");
+    }
+
+    let (model, prompt) = model_and_prompt(args, start.as_ref())?;
+    let base = start.as_ref().map(|snapshot| &snapshot.config.sampling);
+    let params = sampling_params(&args.sampling, base)?;
+    let kv_dtype = match (kv_flag, &start) {
+        (Some(dtype), _) => dtype,
+        (None, Some(snapshot)) => snapshot.config.kv.block_dtype()?,
+        (None, None) => BlockDtype::F16,
+    };
+    if let Some(snapshot) = &start {
+        check_model_present(&store, snapshot, args.model.is_some())?;
+    }
+    let engine = load_engine(home, &store, &model)?;
+
+    let mut live = Live::new(store, engine, params, kv_dtype);
+    match (start, &names.resume) {
+        (Some(snapshot), _) => {
+            let name = names
+                .from
+                .as_ref()
+                .or(names.resume.as_ref())
+                .expect("a start has a name");
+            live.restore(snapshot, name, names.resume.is_some())?;
+        }
+        (None, resume) => {
+            live.chat = live.engine.new_chat(args.system.clone());
+            live.attached = resume.clone();
+        }
+    }
     interrupt::install()?;
 
-    if args.prompt.is_empty() {
-        return repl::chat_loop(&engine, &mut chat, &params);
+    let save_to = names.save.as_ref().or(names.resume.as_ref());
+    if prompt.is_empty() {
+        repl::chat_loop(&mut live)?;
+        if let Some(name) = save_to {
+            live.save(name)?;
+        }
+        return Ok(());
     }
-    let prompt = args.prompt.join(" ");
-    if answer(&engine, &mut chat, &prompt, &params)? == FinishReason::Cancelled {
+    let finish = answer(&live.engine, &mut live.chat, &prompt, &live.params)?;
+    if let Some(name) = save_to {
+        live.save(name)?;
+    }
+    if finish == FinishReason::Cancelled {
         let message = "interrupted".to_string();
         return Err(ExitError {
             code: exit::INTERRUPTED,
@@ -38,21 +79,84 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves `model`, pulling it first when it is a known default the store lacks, and loads it.
-pub(crate) fn load_engine(home: &Path, model: &str) -> anyhow::Result<Engine> {
-    let reference = Reference::parse(model)?;
-    let store = home::open_store(home)?;
-    if let Some(known) = pull::known_and_missing(&store, &reference) {
-        eprintln!("{reference} is not in the store yet; pulling it");
-        pull::pull(home, known)?;
+/// The session names `run` was given, checked.
+#[derive(Debug)]
+struct SessionFlags {
+    save: Option<SessionName>,
+    from: Option<SessionName>,
+    resume: Option<SessionName>,
+}
+
+impl SessionFlags {
+    fn parse(args: &RunArgs) -> anyhow::Result<SessionFlags> {
+        let parse = |flag: &str, name: &Option<String>| -> anyhow::Result<Option<SessionName>> {
+            let parsed = name.as_deref().map(SessionName::parse).transpose();
+            parsed.with_context(|| format!("invalid --{flag}"))
+        };
+        Ok(SessionFlags {
+            save: parse("save", &args.save)?,
+            from: parse("from", &args.from)?,
+            resume: parse("session", &args.session)?,
+        })
     }
 
-    let started = Instant::now();
-    let loaded = LoadedModel::open(&store, &reference)
-        .with_context(|| format!("cannot load `{reference}`; see `strata list`"))?;
-    let engine = Engine::load(&loaded).with_context(|| format!("cannot start `{reference}`"))?;
-    tracing::info!(model = %reference, elapsed = ?started.elapsed(), "model loaded");
-    Ok(engine)
+    /// The snapshot to start from: `--from` must exist; `--session` may be new.
+    fn starting_snapshot(&self, store: &Store) -> anyhow::Result<Option<Snapshot>> {
+        if let Some(name) = &self.from {
+            return Ok(Some(Snapshot::open(store, name)?));
+        }
+        let Some(name) = &self.resume else {
+            return Ok(None);
+        };
+        match Snapshot::open(store, name) {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(SessionError::NotFound { .. }) => {
+                eprintln!("starting a new session `{name}`");
+                Ok(None)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// Splits the positional words into the model and the prompt.
+fn model_and_prompt(
+    args: &RunArgs,
+    start: Option<&Snapshot>,
+) -> anyhow::Result<(Reference, String)> {
+    let words = &args.words;
+    let (model, prompt) = match (&args.model, start) {
+        (Some(model), _) => (Reference::parse(model)?, words.join(" ")),
+        (None, Some(snapshot)) => (snapshot.model_reference(), words.join(" ")),
+        (None, None) => {
+            let Some((model, rest)) = words.split_first() else {
+                bail!("missing MODEL: name one, for example `strata run smollm2`");
+            };
+            (Reference::parse(model)?, rest.join(" "))
+        }
+    };
+    Ok((model, prompt))
+}
+
+/// Fails with the snapshot's own message when the model it names is gone.
+fn check_model_present(store: &Store, snapshot: &Snapshot, overridden: bool) -> anyhow::Result<()> {
+    let model = &snapshot.config.model;
+    if overridden || store.has_blob(&model.manifest) {
+        return Ok(());
+    }
+    Err(SessionError::ModelMissing {
+        reference: model.reference.clone(),
+        digest: model.manifest.clone(),
+    }
+    .into())
+}
+
+/// Parses `--kv-dtype`.
+fn parse_kv_dtype(text: &str) -> anyhow::Result<BlockDtype> {
+    match BlockDtype::parse(text) {
+        Some(dtype) => Ok(dtype),
+        None => bail!("invalid --kv-dtype `{text}`: expected `f16` or `f32`"),
+    }
 }
 
 /// Sends `prompt`, streams the answer to stdout and ends it with a newline.
@@ -78,6 +182,7 @@ pub(crate) fn answer(
     writeln!(out)?;
     tracing::info!(
         prompt_tokens = reply.prompt_tokens,
+        reused_tokens = reply.reused_tokens,
         generated = reply.generated_tokens,
         finish = ?reply.finish,
         "answered"
@@ -85,34 +190,50 @@ pub(crate) fn answer(
     Ok(reply.finish)
 }
 
-/// Checks the command-line sampling flags and converts them into runtime parameters.
-pub(crate) fn sampling_params(args: &SamplingArgs) -> anyhow::Result<SamplingParams> {
-    if !(args.temperature.is_finite() && args.temperature >= 0.0) {
-        bail!(
-            "invalid --temperature {}: expected a number of 0 or more",
-            args.temperature
-        );
+/// Merges the command-line sampling flags over `base` (a resumed session's settings) and the
+/// defaults, and checks the result.
+pub(crate) fn sampling_params(
+    args: &SamplingArgs,
+    base: Option<&SamplingParams>,
+) -> anyhow::Result<SamplingParams> {
+    let defaults = SamplingParams {
+        temperature: 0.0,
+        top_k: Some(40),
+        top_p: Some(0.9),
+        repeat_penalty: 1.0,
+        repeat_last_n: 64,
+        seed: None,
+        max_tokens: 512,
+    };
+    let base = base.unwrap_or(&defaults);
+    let params = SamplingParams {
+        temperature: args.temperature.unwrap_or(base.temperature),
+        top_k: args.top_k.map(Some).unwrap_or(base.top_k),
+        top_p: args.top_p.map(Some).unwrap_or(base.top_p),
+        repeat_penalty: args.repeat_penalty.unwrap_or(base.repeat_penalty),
+        repeat_last_n: args.repeat_last_n.unwrap_or(base.repeat_last_n),
+        seed: args.seed.or(base.seed),
+        max_tokens: args.max_tokens.unwrap_or(base.max_tokens),
+    };
+    check_sampling(&params)?;
+    Ok(params)
+}
+
+fn check_sampling(params: &SamplingParams) -> anyhow::Result<()> {
+    let temperature = params.temperature;
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        bail!("invalid --temperature {temperature}: expected a number of 0 or more");
     }
-    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
-        bail!(
-            "invalid --top-p {}: expected a number above 0 and at most 1",
-            args.top_p
-        );
+    let top_p = params.top_p.unwrap_or(1.0);
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        bail!("invalid --top-p {top_p}: expected a number above 0 and at most 1");
     }
-    if !(args.repeat_penalty.is_finite() && args.repeat_penalty > 0.0) {
-        let value = args.repeat_penalty;
-        bail!("invalid --repeat-penalty {value}: expected a number above 0 (1 turns it off)");
+    let penalty = params.repeat_penalty;
+    if !(penalty.is_finite() && penalty > 0.0) {
+        bail!("invalid --repeat-penalty {penalty}: expected a number above 0 (1 turns it off)");
     }
-    if args.max_tokens == 0 {
+    if params.max_tokens == 0 {
         bail!("invalid --max-tokens 0: expected at least 1");
     }
-    Ok(SamplingParams {
-        temperature: args.temperature,
-        top_k: Some(args.top_k),
-        top_p: Some(args.top_p),
-        repeat_penalty: args.repeat_penalty,
-        repeat_last_n: args.repeat_last_n,
-        seed: args.seed,
-        max_tokens: args.max_tokens,
-    })
+    Ok(())
 }
