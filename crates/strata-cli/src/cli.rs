@@ -226,4 +226,13 @@ pub(crate) struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
+
+    /// Measure sessions instead: restoring snapshots against prefilling the same tokens, and
+    /// the bytes ten forks of a snapshot take.
+    #[arg(long)]
+    pub(crate) sessions: bool,
+
+    /// Snapshot lengths for `--sessions`, in tokens.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 4000])]
+    pub(crate) tokens: Vec<usize>,
 }

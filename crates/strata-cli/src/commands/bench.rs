@@ -19,14 +19,14 @@ use crate::home;
 use crate::live::load_engine;
 
 /// One measured figure: a label and the per-run values.
-struct Figure {
-    label: &'static str,
-    unit: &'static str,
-    runs: Vec<f64>,
+pub(crate) struct Figure {
+    pub(crate) label: String,
+    pub(crate) unit: &'static str,
+    pub(crate) runs: Vec<f64>,
 }
 
 impl Figure {
-    fn median(&self) -> f64 {
+    pub(crate) fn median(&self) -> f64 {
         let mut sorted = self.runs.clone();
         sorted.sort_by(f64::total_cmp);
         sorted[sorted.len() / 2]
@@ -35,9 +35,12 @@ impl Figure {
 
 /// Runs `strata bench [MODEL]`.
 pub(crate) fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
+    if args.sessions {
+        return crate::commands::bench_sessions::run(home, args);
+    }
     let runs = args.runs.max(1);
     let mut load = Figure {
-        label: "load",
+        label: "load".to_string(),
         unit: "ms",
         runs: Vec::new(),
     };
@@ -67,7 +70,7 @@ pub(crate) fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
 
 fn measure(
     runs: usize,
-    label: &'static str,
+    label: &str,
     mut once: impl FnMut() -> anyhow::Result<f64>,
 ) -> anyhow::Result<Figure> {
     once()?;
@@ -75,7 +78,7 @@ fn measure(
         .map(|_| once())
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Figure {
-        label,
+        label: label.to_string(),
         unit: "tok/s",
         runs: values,
     })
@@ -108,21 +111,21 @@ fn decode(engine: &Engine, context: usize, n: usize) -> anyhow::Result<f64> {
 }
 
 /// Fixed pseudo-random token ids below the vocabulary size.
-fn bench_tokens(engine: &Engine, n: usize) -> Vec<u32> {
+pub(crate) fn bench_tokens(engine: &Engine, n: usize) -> Vec<u32> {
     let vocab = engine.vocab_size() as u64;
     (0..n as u64)
         .map(|i| ((i * 7919 + 17) % vocab) as u32)
         .collect()
 }
 
-fn print_table(model: &str, runs: usize, figures: &[Figure]) -> anyhow::Result<()> {
+pub(crate) fn print_table(model: &str, runs: usize, figures: &[Figure]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "model {model}, {runs} runs, {} threads",
         rayon_threads()
     )?;
-    writeln!(out, "{:<22} {:>10}  {:<6} runs", "test", "median", "unit")?;
+    writeln!(out, "{:<30} {:>12}  {:<6} runs", "test", "median", "unit")?;
     for figure in figures {
         let runs: Vec<String> = figure
             .runs
@@ -131,7 +134,7 @@ fn print_table(model: &str, runs: usize, figures: &[Figure]) -> anyhow::Result<(
             .collect();
         writeln!(
             out,
-            "{:<22} {:>10.1}  {:<6} {}",
+            "{:<30} {:>12.1}  {:<6} {}",
             figure.label,
             figure.median(),
             figure.unit,
@@ -141,7 +144,7 @@ fn print_table(model: &str, runs: usize, figures: &[Figure]) -> anyhow::Result<(
     Ok(())
 }
 
-fn write_json(path: &Path, model: &str, figures: &[Figure]) -> anyhow::Result<()> {
+pub(crate) fn write_json(path: &Path, model: &str, figures: &[Figure]) -> anyhow::Result<()> {
     let rows: Vec<_> = figures
         .iter()
         .map(|f| json!({"test": f.label, "unit": f.unit, "median": f.median(), "runs": f.runs}))
@@ -155,6 +158,6 @@ fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-fn millis(duration: Duration) -> f64 {
+pub(crate) fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod bench_sessions;
 pub(crate) mod fsck;
 pub(crate) mod gc;
 pub(crate) mod import;
