@@ -71,7 +71,7 @@ impl Engine {
         &self.model
     }
 
-    /// The decoder, for settings such as the cache precision.
+    /// Returns the decoder for changes such as the cache precision.
     pub fn model_mut(&mut self) -> &mut Llama {
         &mut self.model
     }
@@ -163,12 +163,12 @@ impl Chat {
         (self.system, self.messages, self.sequence)
     }
 
-    /// The system message, when the chat has one.
+    /// Returns the system message, when the chat has one.
     pub fn system(&self) -> Option<&str> {
         self.system.as_deref()
     }
 
-    /// The cached tokens and their KV cache, when anything was fed yet.
+    /// Returns the cached tokens and their KV cache, when anything was fed yet.
     pub fn sequence(&self) -> Option<&Sequence> {
         self.sequence.as_ref()
     }

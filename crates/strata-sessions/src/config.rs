@@ -72,7 +72,7 @@ impl KvInfo {
         }
     }
 
-    /// The element type, or an error naming the value.
+    /// Returns the element type, or an error naming the value.
     pub fn block_dtype(&self) -> Result<BlockDtype> {
         BlockDtype::parse(&self.dtype).ok_or_else(|| SessionError::Invalid {
             what: format!("kv.dtype is `{}`, expected `f16` or `f32`", self.dtype),

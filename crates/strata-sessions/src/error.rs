@@ -5,7 +5,7 @@ use strata_store::{Digest, StoreError};
 /// Result with a [`SessionError`].
 pub type Result<T, E = SessionError> = std::result::Result<T, E>;
 
-/// Why a snapshot could not be saved, read or restored.
+/// Error of saving, reading or restoring a snapshot.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionError {
@@ -17,7 +17,7 @@ pub enum SessionError {
     InvalidName {
         /// The name given.
         name: String,
-        /// What is wrong with it.
+        /// The rule the name breaks.
         reason: String,
     },
     /// No snapshot has this name.
@@ -29,7 +29,7 @@ pub enum SessionError {
     /// A snapshot's manifest or config contradicts itself or the format.
     #[error("invalid snapshot: {what}")]
     Invalid {
-        /// What is wrong.
+        /// Description of the fault.
         what: String,
     },
     /// A block the snapshot lists is not in the store.
@@ -71,7 +71,7 @@ pub enum SessionError {
         /// Manifest digest recorded in the snapshot.
         digest: Digest,
     },
-    /// The snapshot holds more positions than the model's context.
+    /// The snapshot contains more positions than the model's context length.
     #[error(
         "the session holds {tokens} tokens but the model's context is {max}; start a new session \
          or rebase onto a model with a longer context"

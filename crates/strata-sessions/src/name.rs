@@ -42,18 +42,18 @@ impl SessionName {
         Ok(SessionName(name.to_string()))
     }
 
-    /// The name as typed.
+    /// Returns the name as typed.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
-    /// The store tag this name points through, `session/NAME:latest`.
+    /// Returns the store tag this name points through, `session/NAME:latest`.
     pub fn reference(&self) -> Reference {
         Reference::tagged(&format!("{TAG_PREFIX}{}", self.0), TAG)
             .expect("checked when the name was parsed")
     }
 
-    /// The session name a store tag stands for, when it is a snapshot tag.
+    /// Returns the session name of a store tag, when it is a snapshot tag.
     pub fn from_reference(reference: &Reference) -> Option<SessionName> {
         let name = reference.name.strip_prefix(TAG_PREFIX)?;
         SessionName::parse(name).ok()

@@ -21,8 +21,8 @@ pub(crate) enum Planned {
 
 /// Plans blocks covering `0..total`.
 ///
-/// `parent` lists the parent's blocks as position ranges in order; the first `shared` tokens of
-/// the session equal the parent's, so any parent block inside `0..shared` holds the same keys
+/// `parent` lists the parent's blocks as position ranges in order. The first `shared` tokens of
+/// the session equal the parent's, so any parent block inside `0..shared` contains the same keys
 /// and values.
 pub(crate) fn plan_blocks(
     parent: &[Range<usize>],

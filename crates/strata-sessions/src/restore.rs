@@ -15,7 +15,7 @@ use crate::snapshot::{Snapshot, check_stored};
 /// Positions of room a restored cache gets past the saved ones before its first growth.
 const HEADROOM: usize = 512;
 
-/// Why a restore computed the cache again instead of reading the snapshot's blocks.
+/// Reason a restore computed the cache again instead of reading the snapshot's blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recompute {
     /// The snapshot was saved with other weights.

@@ -46,7 +46,7 @@ impl Default for SaveOptions<'_> {
     }
 }
 
-/// What a save wrote.
+/// Summary of what a save wrote.
 #[derive(Clone, Debug)]
 pub struct Saved {
     /// The new snapshot.

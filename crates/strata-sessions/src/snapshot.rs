@@ -96,7 +96,7 @@ impl Snapshot {
         self.blocks.iter().map(|block| block.descriptor.size).sum()
     }
 
-    /// A reference that loads exactly the model the snapshot was computed with.
+    /// Returns a reference that loads exactly the model the snapshot was computed with.
     pub fn model_reference(&self) -> Reference {
         let recorded = Reference::parse(&self.config.model.reference);
         let name = recorded.map_or_else(|_| "model".to_string(), |reference| reference.name);
@@ -191,7 +191,7 @@ pub fn remove(store: &Store, name: &SessionName) -> Result<Descriptor> {
 pub struct SnapshotProblem {
     /// The session name.
     pub name: SessionName,
-    /// What is wrong.
+    /// The fault found.
     pub error: SessionError,
 }
 

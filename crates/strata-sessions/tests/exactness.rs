@@ -30,9 +30,10 @@ const CHILD_ENV: &str = "STRATA_SNAPSHOT_CHILD_HOME";
 const OUT_ENV: &str = "STRATA_SNAPSHOT_CHILD_OUT";
 const SECRET: &str = "Remember this: the secret word is pineapple. Reply with OK.";
 
-/// The same requests, run on a live or a restored sequence: the next token, a greedy
-/// continuation (positions after the restore), a prompt equal to the cached tokens (its last
-/// logits are produced again), a strict prefix of them, and an extension fed in one pass.
+/// Runs the same requests on a live or a restored sequence and returns their logits. The
+/// requests are the next token, a greedy continuation (positions after the restore), a prompt
+/// equal to the cached tokens (its last logits are produced again), a strict prefix of them,
+/// and an extension fed in one pass.
 fn probe(engine: &Engine, sequence: &mut Sequence, next: u32) -> Vec<Vec<f32>> {
     let model = engine.model();
     let saved = sequence.tokens().to_vec();
@@ -209,7 +210,7 @@ fn f16_blocks_of_an_f32_precision_session_stay_within_the_tolerance() {
     assert_eq!(argmax(next_logits.0), argmax(next_logits.1));
 }
 
-/// The child half of the test above; it does nothing unless that test starts it.
+/// Runs the child half of the test above, and does nothing unless that test starts it.
 #[test]
 #[ignore = "run by snapshots_restore_bit_for_bit_in_a_fresh_process"]
 fn child_probes_restored_snapshots() {

@@ -3,9 +3,10 @@
 //! From every `index.json` entry the walk reaches the manifest, its config, its layers and its
 //! subject. When the config's media type ends in `+json`, every string under a JSON key named
 //! `digest`, anywhere in the config document, that parses as a digest is reached too. Two links
-//! are walked as manifests in turn: the subject (a session snapshot keeps its model) and every
-//! string under a key named `parent` (a version or snapshot keeps its ancestors, so a rollback or
-//! an older session state stays readable). Each manifest is walked once.
+//! are walked as manifests in turn. The subject is one, so a session snapshot keeps its model.
+//! Every string under a key named `parent` is the other, so a version or snapshot keeps its
+//! ancestors and a rollback or an older session state stays readable. Each manifest is walked
+//! once.
 
 use std::collections::HashSet;
 

@@ -70,6 +70,7 @@ fn show(store: &Store, name: &SessionName) -> anyhow::Result<()> {
     let kv = &config.kv;
     let sampling = &config.sampling;
     let mut out = std::io::stdout().lock();
+
     writeln!(out, "session   {name}")?;
     writeln!(out, "snapshot  {}", snapshot.digest())?;
     writeln!(
@@ -85,6 +86,7 @@ fn show(store: &Store, name: &SessionName) -> anyhow::Result<()> {
     writeln!(out, "parent    {parent}")?;
     writeln!(out, "messages  {}", config.messages.len())?;
     writeln!(out, "tokens    {}", config.cached_tokens)?;
+
     writeln!(
         out,
         "cache     {} in {} blocks of up to {} tokens ({} layers, {} kv heads of {})",
@@ -107,6 +109,7 @@ fn show(store: &Store, name: &SessionName) -> anyhow::Result<()> {
         sampling.seed,
         sampling.max_tokens
     )?;
+
     writeln!(out, "blocks:")?;
     for block in &snapshot.blocks {
         let range = format!("{}..{}", block.start, block.start + block.tokens);

@@ -2,8 +2,8 @@
 //!
 //! A block of `n` positions starting at `start` holds, for each layer in order, the keys and then
 //! the values of those positions, each laid out `[num_kv_heads, n, head_dim]` in little-endian
-//! f16 or f32. Encoding to f32 and decoding back is exact; f16 rounds each element once, and
-//! decoding an f16 block then encoding it again gives the same bytes.
+//! f16 or f32. Encoding to f32 and decoding back is exact. Encoding to f16 rounds each element
+//! once, so decoding an f16 block and encoding it again gives the same bytes.
 
 #[cfg(target_endian = "big")]
 compile_error!(

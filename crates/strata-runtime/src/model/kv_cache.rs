@@ -120,7 +120,7 @@ impl KvCache {
         Ok(cache)
     }
 
-    /// The allocated keys and values of `layer`, `[num_kv_heads, capacity, head_dim]`.
+    /// Returns the allocated keys and values of `layer`, `[num_kv_heads, capacity, head_dim]`.
     pub(crate) fn layer_tensors(&self, layer: usize) -> (&Tensor, &Tensor) {
         let (keys, values) = &self.layers[layer];
         (keys, values)
