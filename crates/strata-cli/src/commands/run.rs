@@ -26,7 +26,7 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
         bail!("--system cannot replace the system message of a saved session; start a new one");
     }
 
-    let (model, prompt) = model_and_prompt(args, start.as_ref())?;
+    let (model, prompt, chosen) = model_and_prompt(args, &store, start.as_ref())?;
     let base = start.as_ref().map(|snapshot| &snapshot.config.sampling);
     let params = sampling_params(&args.sampling, base)?;
     let kv_dtype = match (kv_flag, &start) {
@@ -35,7 +35,7 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
         (None, None) => BlockDtype::F16,
     };
     if let Some(snapshot) = &start {
-        check_model_present(&store, snapshot, args.model.is_some())?;
+        check_model_present(&store, snapshot, chosen)?;
     }
     let engine = load_engine(home, &store, &model)?;
 
@@ -120,22 +120,37 @@ impl SessionFlags {
 }
 
 /// Splits the positional words into the model and the prompt.
+///
+/// With a saved session to start from, the first word is the model only when it names a model
+/// in the store (`strata run smollm2 --session work` reads naturally); otherwise every word is
+/// prompt and the session's own model runs.
 fn model_and_prompt(
     args: &RunArgs,
+    store: &Store,
     start: Option<&Snapshot>,
-) -> anyhow::Result<(Reference, String)> {
+) -> anyhow::Result<(Reference, String, bool)> {
     let words = &args.words;
-    let (model, prompt) = match (&args.model, start) {
-        (Some(model), _) => (Reference::parse(model)?, words.join(" ")),
-        (None, Some(snapshot)) => (snapshot.model_reference(), words.join(" ")),
-        (None, None) => {
+    if let Some(model) = &args.model {
+        return Ok((Reference::parse(model)?, words.join(" "), true));
+    }
+    let first_is_model = words.first().and_then(|word| stored_model(store, word));
+    match (start, first_is_model) {
+        (Some(_), Some(model)) => Ok((model, words[1..].join(" "), true)),
+        (Some(snapshot), None) => Ok((snapshot.model_reference(), words.join(" "), false)),
+        (None, _) => {
             let Some((model, rest)) = words.split_first() else {
                 bail!("missing MODEL: name one, for example `strata run smollm2`");
             };
-            (Reference::parse(model)?, rest.join(" "))
+            Ok((Reference::parse(model)?, rest.join(" "), true))
         }
-    };
-    Ok((model, prompt))
+    }
+}
+
+/// Returns `word` as a reference when it names a model tagged in the store.
+fn stored_model(store: &Store, word: &str) -> Option<Reference> {
+    let reference = Reference::parse(word).ok()?;
+    store.resolve(&reference).ok()?;
+    Some(reference)
 }
 
 /// Fails with the snapshot's own message when the model it names is gone.
