@@ -118,6 +118,6 @@ mod tests {
 
     #[test]
     fn an_empty_session_has_no_blocks() {
-        assert!(plan_blocks(&[0..10], 0, 0, 256).is_empty());
+        assert!(plan_blocks(&[0..5, 5..10], 0, 0, 256).is_empty());
     }
 }

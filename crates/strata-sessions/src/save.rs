@@ -147,7 +147,7 @@ fn snapshot_config(
     SnapshotConfig {
         created: Utc::now(),
         model: ModelBinding {
-            reference: engine.reference().to_string(),
+            reference: model_reference(engine, parent),
             manifest: engine.manifest_digest().clone(),
             tokenizer: strata.tokenizer.digest.clone(),
             chat_template: strata.chat_template.as_ref().map(|t| t.digest.clone()),
@@ -159,6 +159,19 @@ fn snapshot_config(
         cached_tokens: tokens.len(),
         sampling: sampling.clone(),
         kv,
+    }
+}
+
+/// Returns the reference to record for the engine's model. An engine loaded by digest, as a
+/// restored session's is, keeps the parent's `name:tag` when the parent ran the same manifest.
+fn model_reference(engine: &Engine, parent: Option<&Snapshot>) -> String {
+    let by_digest = matches!(engine.reference().target, RefTarget::Digest(_));
+    let inherited = parent
+        .map(|parent| &parent.config.model)
+        .filter(|model| by_digest && model.manifest == *engine.manifest_digest());
+    match inherited {
+        Some(model) => model.reference.clone(),
+        None => engine.reference().to_string(),
     }
 }
 

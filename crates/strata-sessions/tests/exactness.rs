@@ -135,10 +135,9 @@ fn snapshots_restore_bit_for_bit_in_a_fresh_process() {
     );
 
     let mut live = sequence_of(chat);
+    let saved = live.tokens().to_vec();
     let next = argmax(&logits_vec(
-        &live
-            .feed_prompt(engine.model(), &live.tokens().to_vec())
-            .unwrap(),
+        &live.feed_prompt(engine.model(), &saved).unwrap(),
     ));
     let live_runs = probe(&engine, &mut live, next);
     let mut k1_live = sequence_of(k1_chat);

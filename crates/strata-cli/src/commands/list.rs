@@ -14,11 +14,7 @@ pub(crate) fn run(home: &Path) -> anyhow::Result<()> {
     let store = home::open_store(home)?;
     let mut out = std::io::stdout().lock();
     let tags = store.list_tags()?.into_iter().filter(is_model_tag);
-    writeln!(
-        out,
-        "{:<32} {:<14} {:>10}  {}",
-        "NAME", "ID", "SIZE", "CREATED"
-    )?;
+    writeln!(out, "{:<32} {:<14} {:>10}  CREATED", "NAME", "ID", "SIZE")?;
     let mut unreadable = 0;
     for entry in tags {
         match describe(&store, &entry) {

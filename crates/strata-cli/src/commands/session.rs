@@ -37,8 +37,8 @@ pub(crate) fn print_list(store: &Store) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<24} {:<32} {:>7} {:>6} {:>10}  {}",
-        "NAME", "MODEL", "TOKENS", "BLOCKS", "CACHE", "SAVED"
+        "{:<24} {:<32} {:>7} {:>6} {:>10}  SAVED",
+        "NAME", "MODEL", "TOKENS", "BLOCKS", "CACHE"
     )?;
     for (name, snapshot) in strata_sessions::list(store)? {
         match snapshot {
