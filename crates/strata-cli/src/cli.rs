@@ -78,7 +78,8 @@ Examples:
 pub(crate) struct RunArgs {
     /// `MODEL [PROMPT...]`: the model (`NAME`, `NAME:TAG` or `NAME@sha256:…`), then a prompt to
     /// answer instead of starting a chat. With `--from`, or `--session` naming a saved session,
-    /// every word is prompt: the session names its model.
+    /// the session names its model: the first word is then the model only if it names one in
+    /// the store, and every other word is prompt.
     #[arg(value_name = "MODEL [PROMPT]")]
     pub(crate) words: Vec<String>,
 
@@ -86,12 +87,14 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) save: Option<String>,
 
-    /// Start from the saved session NAME without changing it.
+    /// Start from the saved session NAME (or a snapshot digest, `sha256:…`, such as an older
+    /// state `session show` lists as a parent) without changing it.
     #[arg(long, value_name = "NAME", conflicts_with = "session")]
     pub(crate) from: Option<String>,
 
     /// Resume the saved session NAME (or start it) and save it back on exit; the old state
-    /// stays readable as the new one's parent.
+    /// stays readable as the new one's parent. If another process saved NAME meanwhile, this
+    /// chat is saved as NAME-2 instead.
     #[arg(long, value_name = "NAME")]
     pub(crate) session: Option<String>,
 
@@ -159,14 +162,15 @@ pub(crate) enum SessionCommand {
     /// Remove a session's name; its blocks go at the next `strata gc` unless another session
     /// uses them.
     Rm(SessionRmArgs),
-    /// Recompute a session's cache on another model version and save it as a new snapshot.
+    /// Recompute a session's cache on a model version (another one, or its own to repair damaged
+    /// blocks) and save it as a new snapshot.
     Rebase(SessionRebaseArgs),
 }
 
 /// Arguments of `strata session show`.
 #[derive(Debug, Args)]
 pub(crate) struct SessionShowArgs {
-    /// Session name.
+    /// Session name, or a snapshot digest `sha256:…` (a parent, for example).
     pub(crate) name: String,
 }
 
@@ -188,7 +192,7 @@ pub(crate) struct SessionRebaseArgs {
     #[arg(long, value_name = "MODEL")]
     pub(crate) onto: String,
 
-    /// Save the result under this name instead of replacing NAME.
+    /// Save the result under this new name instead of replacing NAME.
     #[arg(long = "as", value_name = "NEW")]
     pub(crate) save_as: Option<String>,
 }

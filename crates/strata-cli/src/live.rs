@@ -9,9 +9,10 @@ use strata_model::load::LoadedModel;
 use strata_runtime::SamplingParams;
 use strata_runtime::engine::{Chat, Engine};
 use strata_runtime::model::BlockDtype;
-use strata_sessions::{SaveOptions, SessionName, Snapshot};
-use strata_store::{Reference, Store};
+use strata_sessions::{Replace, SaveOptions, SessionError, SessionName, Snapshot};
+use strata_store::{Digest, Reference, Store};
 
+use crate::commands::fsck::plural;
 use crate::commands::import::human_bytes;
 use crate::commands::pull;
 
@@ -26,8 +27,9 @@ pub(crate) struct Live {
     pub(crate) kv_dtype: BlockDtype,
     /// The snapshot this chat was restored from or last saved as: the next save's parent.
     pub(crate) origin: Option<Snapshot>,
-    /// The name a plain `/save` writes to: the session loaded or saved last.
-    pub(crate) attached: Option<SessionName>,
+    /// The name a plain `/save` writes to, with the snapshot it pointed to when this chat
+    /// loaded or saved it (`None` for a name not saved yet).
+    pub(crate) attached: Option<(SessionName, Option<Digest>)>,
 }
 
 impl Live {
@@ -51,11 +53,60 @@ impl Live {
         }
     }
 
-    /// Saves the chat as `name` and makes it this chat's origin.
-    pub(crate) fn save(&mut self, name: &SessionName) -> anyhow::Result<()> {
+    /// Saves the chat as `name`, whatever `name` pointed to, as `/save NAME` and `--save` do.
+    pub(crate) fn save_as(&mut self, name: &SessionName) -> anyhow::Result<()> {
+        let ours = self.origin.as_ref().map(|origin| origin.digest().clone());
+        let replaced = self.save_with(name, Replace::Any)?;
+        let replaced = replaced.filter(|replaced| Some(replaced) != ours.as_ref());
+        if let Some(replaced) = replaced {
+            eprintln!(
+                "note: replaced the earlier session `{name}` ({}); `strata gc` removes it",
+                replaced.short()
+            );
+        }
+        Ok(())
+    }
+
+    /// Saves the chat back under its attached name, unless another process saved that name
+    /// meanwhile: then under the first free name `NAME-2`, `NAME-3`, …, so nothing is lost.
+    pub(crate) fn save_attached(&mut self) -> anyhow::Result<()> {
+        let Some((name, state)) = self.attached.clone() else {
+            anyhow::bail!("this session has no name yet; use /save NAME");
+        };
+        match self.save_with(&name, Replace::IfCurrent(state)) {
+            Ok(_) => Ok(()),
+            Err(error) if is_moved(&error) => {
+                for number in 2..100 {
+                    let other = SessionName::parse(&format!("{name}-{number}"))?;
+                    match self.save_with(&other, Replace::IfCurrent(None)) {
+                        Ok(_) => {
+                            eprintln!(
+                                "note: `{name}` was saved by another process meanwhile, so this \
+                                 chat was saved as `{other}`"
+                            );
+                            return Ok(());
+                        }
+                        Err(error) if is_moved(&error) => continue,
+                        Err(error) => return Err(error),
+                    }
+                }
+                Err(error)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Saves under `name` with the `replace` rule, attaches the chat to it and returns the
+    /// snapshot the name pointed to before.
+    fn save_with(
+        &mut self,
+        name: &SessionName,
+        replace: Replace,
+    ) -> anyhow::Result<Option<Digest>> {
         let options = SaveOptions {
             dtype: self.kv_dtype,
             parent: self.origin.as_ref(),
+            replace,
             ..SaveOptions::default()
         };
         let (engine, chat) = (&self.engine, &self.chat);
@@ -63,15 +114,16 @@ impl Live {
             .with_context(|| format!("cannot save session `{name}`"))?;
         let snapshot = &saved.snapshot;
         eprintln!(
-            "saved session `{name}` ({} tokens, {} new in {} blocks, {} reused)",
+            "saved session `{name}` ({} tokens; {} encoded in {}, {} reused)",
             snapshot.config.cached_tokens,
             human_bytes(saved.bytes_written),
-            saved.blocks_written,
+            plural(saved.blocks_written, "block"),
             saved.blocks_reused,
         );
+        let digest = snapshot.digest().clone();
         self.origin = Some(saved.snapshot);
-        self.attached = Some(name.clone());
-        Ok(())
+        self.attached = Some((name.clone(), Some(digest)));
+        Ok(saved.replaced.map(|descriptor| descriptor.digest))
     }
 
     /// Replaces the chat and its sampling settings with the session `name`; on an error the
@@ -98,9 +150,10 @@ impl Live {
             eprintln!("note: {recomputed}");
         }
         tracing::info!(session = %name, elapsed = ?started.elapsed(), "restored session");
+        let digest = snapshot.digest().clone();
         self.chat = restored.chat;
         self.origin = Some(snapshot);
-        self.attached = attach.then(|| name.clone());
+        self.attached = attach.then(|| (name.clone(), Some(digest)));
         Ok(())
     }
 }
@@ -121,4 +174,13 @@ pub(crate) fn load_engine(
     let engine = Engine::load(&loaded).with_context(|| format!("cannot start `{reference}`"))?;
     tracing::info!(model = %reference, elapsed = ?started.elapsed(), "model loaded");
     Ok(engine)
+}
+
+/// True when `error` comes from a save whose name another process moved.
+fn is_moved(error: &anyhow::Error) -> bool {
+    let moved = |cause: &SessionError| matches!(cause, SessionError::Moved { .. });
+    error
+        .chain()
+        .filter_map(|c| c.downcast_ref::<SessionError>())
+        .any(moved)
 }

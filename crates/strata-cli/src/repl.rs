@@ -61,7 +61,7 @@ pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
             command => {
                 if let Err(error) = run_command(live, command) {
                     eprintln!("strata: error: {error:#}");
-                    eprintln!("(this session is unchanged)");
+                    eprintln!("(the conversation goes on as it was)");
                 }
             }
         }
@@ -71,16 +71,8 @@ pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
 /// Carries out one slash command other than `/bye`.
 fn run_command(live: &mut Live, input: Input) -> anyhow::Result<()> {
     match input {
-        Input::Save(name) => {
-            let name = match name {
-                Some(name) => SessionName::parse(&name)?,
-                None => match &live.attached {
-                    Some(name) => name.clone(),
-                    None => anyhow::bail!("this session has no name yet; use /save NAME"),
-                },
-            };
-            live.save(&name)?;
-        }
+        Input::Save(Some(name)) => live.save_as(&SessionName::parse(&name)?)?,
+        Input::Save(None) => live.save_attached()?,
         Input::Load(name) => {
             let name = SessionName::parse(&name)?;
             live.load(&name, true)?;
@@ -162,6 +154,13 @@ fn parse(text: &str) -> Input {
     let mut words = trimmed.split_whitespace();
     let command = words.next().unwrap_or(trimmed);
     let argument = words.next().map(str::to_string);
+    if words.next().is_some() && ["/save", "/load", "/fork"].contains(&command) {
+        return Input::Usage(match command {
+            "/save" => "/save [NAME]",
+            "/load" => "/load NAME",
+            _ => "/fork NAME",
+        });
+    }
     match (command, argument) {
         ("/save", name) => Input::Save(name),
         ("/load", Some(name)) => Input::Load(name),
@@ -196,6 +195,7 @@ mod tests {
         assert_eq!(parse("/load notes"), Input::Load("notes".to_string()));
         assert_eq!(parse("/fork notes"), Input::Fork("notes".to_string()));
         assert_eq!(parse("/load"), Input::Usage("/load NAME"));
+        assert_eq!(parse("/save a b"), Input::Usage("/save [NAME]"));
         assert_eq!(parse("/sessions"), Input::Sessions);
         assert_eq!(parse("/history"), Input::History);
     }

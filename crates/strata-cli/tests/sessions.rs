@@ -154,6 +154,7 @@ fn show_blocks(show: &str) -> Vec<String> {
     show.lines()
         .skip_while(|line| *line != "blocks:")
         .skip(1)
+        .take_while(|line| line.starts_with("  "))
         .map(|line| line.split_whitespace().last().unwrap().to_string())
         .collect()
 }
@@ -325,6 +326,73 @@ fn concurrent_forks_give_the_same_answer() {
     assert_eq!(stdout(&outputs[0]), stdout(&outputs[1]));
     let after = strata_ok(home.path(), &["session", "show", "secret"]);
     assert_eq!(after, before);
+}
+
+/// Two chats resuming one session at once both keep their turn: the first save moves the name,
+/// the second finds it moved and saves under `NAME-2`.
+#[test]
+fn concurrent_resumes_lose_no_turn() {
+    let Some(gguf) = real_gguf() else { return };
+    let home = home_with_secret(&gguf);
+    let spawn = |text: &str| {
+        strata_command(home.path(), &["run", "--session", "secret", text])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("strata binary starts")
+    };
+    let children = [spawn("First follow-up."), spawn("Second follow-up.")];
+    let outputs = children.map(|child| child.wait_with_output().unwrap());
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+
+    assert_eq!(session_names(home.path()), ["secret", "secret-2"]);
+    let notes: String = outputs.iter().map(stderr).collect();
+    assert!(notes.contains("was saved as `secret-2`"), "{notes}");
+    let mut users = Vec::new();
+    for name in ["secret", "secret-2"] {
+        let show = strata_ok(home.path(), &["session", "show", name]);
+        assert_eq!(show_field(&show, "messages"), "4", "{show}");
+        users.extend(
+            show.lines()
+                .filter(|line| line.contains("follow-up"))
+                .map(str::to_string),
+        );
+    }
+    users.sort();
+    assert_eq!(
+        users,
+        ["  [user] First follow-up.", "  [user] Second follow-up."]
+    );
+}
+
+/// `session rebase` onto the session's own model recomputes a cache whose block was damaged.
+#[test]
+fn rebase_repairs_a_damaged_block() {
+    let Some(gguf) = real_gguf() else { return };
+    let home = home_with_secret(&gguf);
+    let show = strata_ok(home.path(), &["session", "show", "secret"]);
+    truncate_by_one_byte(&blob_path(home.path(), &show_blocks(&show)[0]));
+    let broken = strata(home.path(), &["run", "--from", "secret", SECRET_QUESTION]);
+    assert_eq!(broken.status.code(), Some(1));
+
+    let rebase = strata(
+        home.path(),
+        &["session", "rebase", "secret", "--onto", "smollm2"],
+    );
+    assert!(rebase.status.success(), "{}", stderr(&rebase));
+    assert!(
+        stderr(&rebase).contains("recomputed"),
+        "{}",
+        stderr(&rebase)
+    );
+    let answer = strata_ok(home.path(), &["run", "--from", "secret", SECRET_QUESTION]);
+    assert!(
+        contains_ignoring_case(&answer, "pineapple"),
+        "answer: {answer}"
+    );
 }
 
 #[test]
@@ -504,7 +572,10 @@ fn repl_failed_load_keeps_the_conversation() {
     let log = stderr(&output);
     assert!(log.contains("saved session `secret`"), "{log}");
     assert!(log.contains("no saved session named `nosuch`"), "{log}");
-    assert!(log.contains("(this session is unchanged)"), "{log}");
+    assert!(
+        log.contains("(the conversation goes on as it was)"),
+        "{log}"
+    );
 
     // Without a terminal the REPL prints no prompts, so stdout is the two answers, the
     // history and the session list.
@@ -587,7 +658,7 @@ fn repl_damaged_load_changes_nothing() {
     assert!(log.contains(&format!("cache block 0 ({block})")), "{log}");
     assert!(log.contains("invalid session name `../x`"), "{log}");
     assert_eq!(
-        log.matches("(this session is unchanged)").count(),
+        log.matches("(the conversation goes on as it was)").count(),
         2,
         "{log}"
     );

@@ -82,6 +82,15 @@ pub enum SessionError {
         /// Context length of the model.
         max: usize,
     },
+    /// Another save moved the name after this session read it.
+    #[error("session `{name}` was saved by another process meanwhile; save under another name")]
+    Moved {
+        /// The session name.
+        name: String,
+        /// The store's compare-and-set error, naming both digests.
+        #[source]
+        source: StoreError,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -18,9 +18,9 @@ pub mod media;
 
 pub use config::{KvInfo, ModelBinding, SnapshotConfig};
 pub use error::{Result, SessionError};
-pub use name::{SessionName, TAG_PREFIX};
-pub use restore::{Recompute, Restored, restore};
-pub use save::{SaveOptions, Saved, save};
+pub use name::{SessionName, SnapshotRef, TAG_PREFIX};
+pub use restore::{Recompute, Restored, recompute, restore};
+pub use save::{Replace, SaveOptions, Saved, save};
 pub use snapshot::{BlockRef, Snapshot, SnapshotProblem, check_all, list, remove};
 
 /// Positions per cache block unless the save options set another size.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use strata_store::Reference;
+use strata_store::{Digest, Reference};
 
 use crate::error::{Result, SessionError};
 
@@ -66,6 +66,47 @@ impl fmt::Display for SessionName {
     }
 }
 
+/// A snapshot named by its session name, or by its manifest digest (an older state that only a
+/// later snapshot's `parent` still names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotRef {
+    /// The snapshot a session name points to.
+    Name(SessionName),
+    /// A snapshot manifest by digest.
+    Digest(Digest),
+}
+
+impl SnapshotRef {
+    /// Parses `sha256:<hex>` as a digest and anything else as a session name.
+    pub fn parse(text: &str) -> Result<SnapshotRef> {
+        if text.starts_with("sha256:") {
+            let digest = Digest::parse(text).map_err(|error| SessionError::InvalidName {
+                name: text.to_string(),
+                reason: error.to_string(),
+            })?;
+            return Ok(SnapshotRef::Digest(digest));
+        }
+        Ok(SnapshotRef::Name(SessionName::parse(text)?))
+    }
+
+    /// Returns the session name, when the reference is one.
+    pub fn name(&self) -> Option<&SessionName> {
+        match self {
+            SnapshotRef::Name(name) => Some(name),
+            SnapshotRef::Digest(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for SnapshotRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotRef::Name(name) => name.fmt(f),
+            SnapshotRef::Digest(digest) => digest.fmt(f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +132,17 @@ mod tests {
             assert!(error.contains(reason), "{name}: {error}");
             assert!(error.contains(&format!("`{name}`")), "{error}");
         }
+    }
+
+    #[test]
+    fn digests_name_snapshots_too() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let parsed = SnapshotRef::parse(&digest).unwrap();
+        assert_eq!(parsed.to_string(), digest);
+        assert_eq!(parsed.name(), None);
+        let error = SnapshotRef::parse("sha256:abc").unwrap_err().to_string();
+        assert!(error.contains("sha256:abc"), "{error}");
+        assert!(SnapshotRef::parse("notes").unwrap().name().is_some());
     }
 
     #[test]

@@ -18,6 +18,8 @@ const HEADROOM: usize = 512;
 /// Reason a restore computed the cache again instead of reading the snapshot's blocks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recompute {
+    /// The caller asked for it, on the snapshot's own model.
+    Requested,
     /// The snapshot was saved with other weights.
     OtherModel {
         /// Model manifest the snapshot records.
@@ -32,6 +34,9 @@ pub enum Recompute {
 impl fmt::Display for Recompute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Recompute::Requested => {
+                f.write_str("the cache was recomputed from the saved token ids")
+            }
             Recompute::OtherModel {
                 saved,
                 loaded,
@@ -79,10 +84,40 @@ pub fn restore(store: &Store, snapshot: &Snapshot, engine: &Engine) -> Result<Re
     let (sequence, recomputed) = if same_model {
         (read_blocks(store, snapshot, engine)?, None)
     } else {
-        recompute(snapshot, engine)?
+        let other_model = Recompute::OtherModel {
+            saved: config.model.manifest.clone(),
+            loaded: engine.manifest_digest().clone(),
+            retokenized: config.model.tokenizer != engine.config().strata.tokenizer.digest,
+        };
+        (
+            recompute_cache(snapshot, engine, &other_model)?,
+            Some(other_model),
+        )
     };
     let chat = Chat::from_parts(config.system.clone(), config.messages.clone(), sequence);
     Ok(Restored { chat, recomputed })
+}
+
+/// Rebuilds the chat saved in `snapshot` on `engine` without reading its blocks: the cache is
+/// computed again from the token ids (or the messages, when the tokenizer differs). This
+/// recovers a session whose blocks are damaged, and moves one to another model version.
+pub fn recompute(snapshot: &Snapshot, engine: &Engine) -> Result<Restored> {
+    let config = &snapshot.config;
+    let reason = if config.model.manifest == *engine.manifest_digest() {
+        Recompute::Requested
+    } else {
+        Recompute::OtherModel {
+            saved: config.model.manifest.clone(),
+            loaded: engine.manifest_digest().clone(),
+            retokenized: config.model.tokenizer != engine.config().strata.tokenizer.digest,
+        }
+    };
+    let sequence = recompute_cache(snapshot, engine, &reason)?;
+    let chat = Chat::from_parts(config.system.clone(), config.messages.clone(), sequence);
+    Ok(Restored {
+        chat,
+        recomputed: Some(reason),
+    })
 }
 
 /// Maps every block and decodes them into a cache.
@@ -134,26 +169,28 @@ fn read_blocks(store: &Store, snapshot: &Snapshot, engine: &Engine) -> Result<Op
 }
 
 /// Feeds the saved tokens (or the messages, tokenized again) through `engine`'s model.
-fn recompute(
+fn recompute_cache(
     snapshot: &Snapshot,
     engine: &Engine,
-) -> Result<(Option<Sequence>, Option<Recompute>)> {
+    reason: &Recompute,
+) -> Result<Option<Sequence>> {
     let config = &snapshot.config;
-    let retokenized = config.model.tokenizer != engine.config().strata.tokenizer.digest;
+    let retokenized = matches!(
+        reason,
+        Recompute::OtherModel {
+            retokenized: true,
+            ..
+        }
+    );
     let tokens = if retokenized {
         render_messages(engine, config.system.as_deref(), &config.messages)?
     } else {
         config.tokens.clone()
     };
-    let recomputed = Recompute::OtherModel {
-        saved: config.model.manifest.clone(),
-        loaded: engine.manifest_digest().clone(),
-        retokenized,
-    };
-    tracing::info!(%recomputed, tokens = tokens.len(), "recomputing session cache");
+    tracing::info!(%reason, tokens = tokens.len(), "recomputing session cache");
 
     if tokens.is_empty() {
-        return Ok((None, Some(recomputed)));
+        return Ok(None);
     }
     let max = engine.model().config().max_position_embeddings;
     if tokens.len() > max {
@@ -162,10 +199,15 @@ fn recompute(
             max,
         });
     }
+    let vocab = engine.vocab_size();
+    if let Some(&token) = tokens.iter().find(|&&token| token as usize >= vocab) {
+        let what = format!("token id {token} is outside the model's vocabulary of {vocab}");
+        return Err(SessionError::Invalid { what });
+    }
     let cache = engine.model().new_cache(tokens.len() + HEADROOM)?;
     let mut sequence = Sequence::new(cache);
     sequence.feed(engine.model(), &tokens)?;
-    Ok((Some(sequence), Some(recomputed)))
+    Ok(Some(sequence))
 }
 
 /// Tokenizes the conversation with `engine`'s template, without a generation prompt.

@@ -10,7 +10,7 @@ use chrono::Utc;
 use strata_runtime::SamplingParams;
 use strata_runtime::engine::{Chat, Engine};
 use strata_runtime::model::BlockDtype;
-use strata_store::{Descriptor, Manifest, RefTarget, Reference, Store};
+use strata_store::{Descriptor, Manifest, RefTarget, Reference, Store, StoreError};
 
 use crate::DEFAULT_BLOCK_TOKENS;
 use crate::config::{KvInfo, ModelBinding, SnapshotConfig};
@@ -24,7 +24,7 @@ use crate::plan::{Planned, plan_blocks};
 use crate::snapshot::{BlockRef, Snapshot};
 
 /// How to save a snapshot.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SaveOptions<'a> {
     /// Element type of the cache on disk.
     pub dtype: BlockDtype,
@@ -33,6 +33,20 @@ pub struct SaveOptions<'a> {
     /// The snapshot this session continues: recorded as the parent, and its blocks are reused
     /// where the tokens agree and the model and dtype are the same.
     pub parent: Option<&'a Snapshot>,
+    /// Which current state of the name the save may replace.
+    pub replace: Replace,
+}
+
+/// Rule for replacing the snapshot a name points to.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Replace {
+    /// Replace whatever the name points to.
+    #[default]
+    Any,
+    /// Replace only this manifest (`None`: only create a new name), so a save does not
+    /// overwrite a state another process saved meanwhile; a moved name fails with
+    /// [`SessionError::Moved`].
+    IfCurrent(Option<strata_store::Digest>),
 }
 
 impl Default for SaveOptions<'_> {
@@ -42,6 +56,7 @@ impl Default for SaveOptions<'_> {
             dtype: BlockDtype::F16,
             block_tokens: DEFAULT_BLOCK_TOKENS,
             parent: None,
+            replace: Replace::Any,
         }
     }
 }
@@ -57,6 +72,8 @@ pub struct Saved {
     pub blocks_reused: usize,
     /// Bytes of the blocks this save encoded.
     pub bytes_written: u64,
+    /// The snapshot the name pointed to before, if any.
+    pub replaced: Option<Descriptor>,
 }
 
 /// Saves `chat`, running on `engine`, as the snapshot `name`, replacing what `name` pointed to.
@@ -79,8 +96,18 @@ pub fn save(
     let layout = engine.model().cache_layout();
     let kv = KvInfo::new(&layout, options.dtype, options.block_tokens);
 
-    let reusable = options.parent.filter(|parent| {
-        parent.config.model.manifest == *engine.manifest_digest() && parent.config.kv == kv
+    // A parent removed by `gc` since it was read is neither reused nor recorded. A parent with
+    // a missing or truncated block is recorded, but its blocks are encoded again.
+    let parent = options
+        .parent
+        .filter(|parent| store.has_blob(parent.digest()));
+    let reusable = parent.filter(|parent| {
+        parent.config.model.manifest == *engine.manifest_digest()
+            && parent.config.kv == kv
+            && parent
+                .blocks
+                .iter()
+                .all(|block| stored_intact(store, block))
     });
     let parent_ranges: Vec<Range<usize>> = reusable.map_or_else(Vec::new, |parent| {
         let blocks = parent.blocks.iter();
@@ -96,12 +123,13 @@ pub fn save(
                 engine.manifest_digest().clone(),
                 0,
             ),
-            config: snapshot_config(engine, chat, sampling, tokens, kv.clone(), options.parent),
+            config: snapshot_config(engine, chat, sampling, tokens, kv.clone(), parent),
             blocks: Vec::with_capacity(plan.len()),
         },
         blocks_written: 0,
         blocks_reused: 0,
         bytes_written: 0,
+        replaced: None,
     };
     for planned in plan {
         let block = match planned {
@@ -123,7 +151,19 @@ pub fn save(
     }
 
     saved.snapshot.descriptor = write_manifest(store, engine, &saved.snapshot)?;
-    store.set_tag(&name.reference(), &saved.snapshot.descriptor)?;
+    let (reference, descriptor) = (name.reference(), &saved.snapshot.descriptor);
+    saved.replaced = match &options.replace {
+        Replace::Any => store.set_tag(&reference, descriptor)?,
+        Replace::IfCurrent(expected) => store
+            .set_tag_if(&reference, descriptor, expected.as_ref())
+            .map_err(|source| match source {
+                StoreError::TagMoved { .. } => SessionError::Moved {
+                    name: name.to_string(),
+                    source,
+                },
+                other => other.into(),
+            })?,
+    };
     tracing::info!(
         session = %name,
         digest = %saved.snapshot.descriptor.digest,
@@ -133,6 +173,12 @@ pub fn save(
         "saved session"
     );
     Ok(saved)
+}
+
+/// True when `block`'s blob is stored with its declared size, so a save may reference it.
+fn stored_intact(store: &Store, block: &BlockRef) -> bool {
+    let stored = store.blob_size(&block.descriptor.digest);
+    stored.is_ok_and(|size| size == block.descriptor.size)
 }
 
 fn snapshot_config(

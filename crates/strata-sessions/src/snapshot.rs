@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use strata_store::{Descriptor, Digest, RefTarget, Reference, Store, StoreError};
+use strata_store::{
+    Descriptor, Digest, MANIFEST_MEDIA_TYPE, RefTarget, Reference, Store, StoreError,
+};
 
 use crate::config::SnapshotConfig;
 use crate::error::{Result, SessionError};
@@ -10,7 +12,7 @@ use crate::media::{
     BLOCK_START_ANNOTATION, BLOCK_TOKENS_ANNOTATION, KV_BLOCK_MEDIA_TYPE, SNAPSHOT_ARTIFACT_TYPE,
     SNAPSHOT_CONFIG_MEDIA_TYPE,
 };
-use crate::name::SessionName;
+use crate::name::{SessionName, SnapshotRef};
 
 /// One cache block of a snapshot.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +48,25 @@ impl Snapshot {
             Err(error) => return Err(error.into()),
         };
         Snapshot::read(store, descriptor)
+    }
+
+    /// Reads the snapshot a name or digest points to.
+    pub fn open_ref(store: &Store, reference: &SnapshotRef) -> Result<Snapshot> {
+        match reference {
+            SnapshotRef::Name(name) => Snapshot::open(store, name),
+            SnapshotRef::Digest(digest) => {
+                let size = match store.blob_size(digest) {
+                    Ok(size) => size,
+                    Err(error) if error.is_not_found() => {
+                        let name = digest.to_string();
+                        return Err(SessionError::NotFound { name });
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                let descriptor = Descriptor::new(MANIFEST_MEDIA_TYPE, digest.clone(), size);
+                Snapshot::read(store, descriptor)
+            }
+        }
     }
 
     /// Reads the snapshot manifest `descriptor` names.

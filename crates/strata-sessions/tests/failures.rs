@@ -16,8 +16,8 @@ use std::sync::Barrier;
 
 use strata_runtime::engine::{Chat, Engine};
 use strata_sessions::{
-    Recompute, SaveOptions, Saved, SessionError, SessionName, Snapshot, check_all, remove, restore,
-    save,
+    Recompute, Replace, SaveOptions, Saved, SessionError, SessionName, Snapshot, check_all,
+    recompute, remove, restore, save,
 };
 use strata_store::{Digest, FsckProblem, Manifest, Store};
 use tempfile::TempDir;
@@ -725,4 +725,109 @@ fn concurrent_restores_agree() {
         assert_eq!(*tokens, document, "a thread restored other tokens");
         assert!(*logits == live_logits, "a thread's next logits differ");
     }
+}
+
+/// A chat restored from a snapshot that was then removed and collected still saves: the gone
+/// parent is neither reused nor recorded, so the new snapshot is complete on its own.
+#[test]
+fn save_after_parent_is_collected() {
+    let Some(fixture) = fixture() else { return };
+    let Fixture { store, engine, .. } = &fixture;
+    let mut chat = engine.new_chat(None);
+    send_greedy(engine, &mut chat, QUESTION);
+    let base = save_chat(&fixture, "base", &chat).snapshot;
+
+    let mut restored = restore(store, &base, engine).unwrap().chat;
+    remove(store, &name("base")).unwrap();
+    store.gc().unwrap();
+    assert!(
+        !store.has_blob(base.digest()),
+        "gc removed the untagged base"
+    );
+    send_greedy(engine, &mut restored, FOLLOW_UP);
+
+    let options = SaveOptions {
+        parent: Some(&base),
+        ..SaveOptions::default()
+    };
+    let saved = save(
+        store,
+        &name("after"),
+        engine,
+        &restored,
+        &greedy(8),
+        &options,
+    )
+    .unwrap();
+    assert_eq!(saved.snapshot.config.parent, None);
+    assert_eq!(saved.blocks_reused, 0);
+    assert!(check_all(store).unwrap().is_empty());
+    assert!(store.fsck().unwrap().problems.is_empty());
+    assert_eq!(
+        restored_tokens(store, engine, "after"),
+        chat_tokens(&restored)
+    );
+}
+
+/// A save that expects the name to point to one state fails when another save moved it, and
+/// the name keeps the other save's snapshot.
+#[test]
+fn save_expecting_a_state_detects_a_moved_name() {
+    let Some(fixture) = fixture() else { return };
+    let Fixture { store, engine, .. } = &fixture;
+    let mut chat = engine.new_chat(None);
+    send_greedy(engine, &mut chat, QUESTION);
+    let first = save_chat(&fixture, "shared", &chat).snapshot;
+    send_greedy(engine, &mut chat, FOLLOW_UP);
+    let second = save_chat(&fixture, "shared", &chat).snapshot;
+
+    let options = SaveOptions {
+        parent: Some(&first),
+        replace: Replace::IfCurrent(Some(first.digest().clone())),
+        ..SaveOptions::default()
+    };
+    let error = save(store, &name("shared"), engine, &chat, &greedy(8), &options).unwrap_err();
+    assert!(matches!(error, SessionError::Moved { .. }), "{error}");
+    assert!(error.to_string().contains("`shared`"), "{error}");
+    let current = Snapshot::open(store, &name("shared")).unwrap();
+    assert_eq!(current.digest(), second.digest());
+
+    let fresh = SaveOptions {
+        replace: Replace::IfCurrent(None),
+        ..SaveOptions::default()
+    };
+    let error = save(store, &name("shared"), engine, &chat, &greedy(8), &fresh).unwrap_err();
+    assert!(matches!(error, SessionError::Moved { .. }), "{error}");
+    save(store, &name("other"), engine, &chat, &greedy(8), &fresh).unwrap();
+}
+
+/// A session whose block was truncated is recovered by recomputing its cache from the saved
+/// token ids on the same model.
+#[test]
+fn recompute_recovers_a_damaged_session() {
+    let Some(fixture) = fixture() else { return };
+    let Fixture { store, engine, .. } = &fixture;
+    let mut chat = engine.new_chat(None);
+    send_greedy(engine, &mut chat, QUESTION);
+    let snapshot = save_chat(&fixture, "damaged", &chat).snapshot;
+    let path = block_path(store, &snapshot, 0);
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();
+    assert!(restore(store, &snapshot, engine).is_err());
+
+    let recovered = recompute(&snapshot, engine).unwrap();
+    assert_eq!(recovered.recomputed, Some(Recompute::Requested));
+    assert_eq!(chat_tokens(&recovered.chat), chat_tokens(&chat));
+    // Recomputing feeds every token in one pass, where the live chat decoded its answer one
+    // token at a time through other kernels, so the logits agree closely rather than bit for bit.
+    let as_floats = |bits: Vec<u32>| bits.into_iter().map(f32::from_bits).collect::<Vec<_>>();
+    let recovered = as_floats(probe_logits(engine, recovered.chat));
+    let live = as_floats(probe_logits(engine, chat));
+    assert_eq!(argmax(&recovered), argmax(&live));
+    let worst = recovered
+        .iter()
+        .zip(&live)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1.0, "recomputed logits differ by {worst}");
 }

@@ -22,10 +22,14 @@ const COPY_BUFFER: usize = 1 << 20;
 
 impl Store {
     /// Stores `bytes` and returns their digest; does nothing but fsync the blob directory when an
-    /// identical blob is already stored.
+    /// identical blob is already stored. A stored blob of that digest whose size is wrong (a
+    /// truncated file) is replaced by the new, verified bytes.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
         let digest = Digest::of(bytes);
-        self.put_blob_from_reader(&mut &bytes[..], Some(&digest))?;
+        if self.has_blob(&digest) && self.blob_present(&digest)? == bytes.len() as u64 {
+            return Ok(digest);
+        }
+        self.put_blob_from_reader(&mut &bytes[..], None)?;
         Ok(digest)
     }
 
@@ -57,12 +61,18 @@ impl Store {
             });
         }
         let target = self.blob_path(&digest);
-        if target.exists() {
-            self.blob_present(&digest)?;
-        } else {
-            temp.persist(&target)?;
-            tracing::debug!(%digest, size, "stored blob");
+        let stored = match target.exists() {
+            true => Some(self.blob_present(&digest)?),
+            false => None,
+        };
+        if stored == Some(size) {
+            return Ok((digest, size));
         }
+        if let Some(stored) = stored {
+            tracing::warn!(%digest, stored, size, "replacing a stored blob of the wrong size");
+        }
+        temp.persist(&target)?;
+        tracing::debug!(%digest, size, "stored blob");
         Ok((digest, size))
     }
 

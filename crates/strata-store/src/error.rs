@@ -56,6 +56,18 @@ pub enum StoreError {
         /// The tag reference, written `name:tag`.
         reference: String,
     },
+    /// A tag no longer points where a compare-and-set expected it to.
+    #[error(
+        "tag `{reference}` was moved by another writer: it points to {actual}, expected {expected}"
+    )]
+    TagMoved {
+        /// The tag reference, written `name:tag`.
+        reference: String,
+        /// Manifest digest expected, or `nothing` for a new tag.
+        expected: String,
+        /// Manifest digest found, or `nothing` when the tag is gone.
+        actual: String,
+    },
     /// A reference names a digest where a tag is expected.
     #[error("{operation}: reference `{reference}` names a digest, expected `name:tag`")]
     NotATag {

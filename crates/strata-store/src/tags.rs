@@ -34,6 +34,29 @@ impl Store {
         reference: &Reference,
         manifest: &Descriptor,
     ) -> Result<Option<Descriptor>, StoreError> {
+        self.move_tag(reference, manifest, None)
+    }
+
+    /// Points the tag `reference` at `manifest` only if it still points to `expected` (`None`:
+    /// only if the tag does not exist), and returns the descriptor it pointed to before.
+    ///
+    /// The check and the move happen under the index lock, so of two writers that read the same
+    /// tag and both try to move it, one fails with [`StoreError::TagMoved`].
+    pub fn set_tag_if(
+        &self,
+        reference: &Reference,
+        manifest: &Descriptor,
+        expected: Option<&Digest>,
+    ) -> Result<Option<Descriptor>, StoreError> {
+        self.move_tag(reference, manifest, Some(expected))
+    }
+
+    fn move_tag(
+        &self,
+        reference: &Reference,
+        manifest: &Descriptor,
+        expected: Option<Option<&Digest>>,
+    ) -> Result<Option<Descriptor>, StoreError> {
         let ref_name = tag_ref_name("set tag", reference)?;
         if manifest.media_type != MANIFEST_MEDIA_TYPE {
             let reason = format!(
@@ -54,6 +77,19 @@ impl Store {
         self.check_declared("set tag", manifest)?;
         let mut index = self.read_index()?;
         let previous = take_entry(&mut index, &ref_name);
+        if let Some(expected) = expected {
+            let actual = previous.as_ref().map(|entry| &entry.digest);
+            if actual != expected {
+                let describe = |digest: Option<&Digest>| {
+                    digest.map_or_else(|| "nothing".to_string(), ToString::to_string)
+                };
+                return Err(StoreError::TagMoved {
+                    reference: ref_name,
+                    expected: describe(expected),
+                    actual: describe(actual),
+                });
+            }
+        }
         index.manifests.push(entry);
         self.write_index(index)?;
         tracing::debug!(tag = %ref_name, digest = %manifest.digest, "set tag");

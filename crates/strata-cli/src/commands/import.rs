@@ -50,6 +50,10 @@ pub(crate) fn parse_tag_reference(text: &str) -> anyhow::Result<Reference> {
     if let RefTarget::Digest(_) = reference.target {
         bail!("`{text}` is a digest reference; give a name and tag such as `mymodel:v1`");
     }
+    if reference.name.starts_with(strata_sessions::TAG_PREFIX) {
+        let prefix = strata_sessions::TAG_PREFIX;
+        bail!("`{text}`: names under `{prefix}` are kept for saved sessions; choose another");
+    }
     Ok(reference)
 }
 

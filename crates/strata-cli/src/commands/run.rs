@@ -8,10 +8,11 @@ use strata_runtime::FinishReason;
 use strata_runtime::engine::{Chat, Engine};
 use strata_runtime::model::BlockDtype;
 use strata_runtime::sampling::SamplingParams;
-use strata_sessions::{SessionError, SessionName, Snapshot};
+use strata_sessions::{SessionError, SessionName, Snapshot, SnapshotRef};
 use strata_store::{Reference, Store};
 
 use crate::cli::{RunArgs, SamplingArgs};
+use crate::commands::pull;
 use crate::exit::{self, ExitError};
 use crate::live::{Live, load_engine};
 use crate::{home, interrupt, repl};
@@ -22,11 +23,16 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
     let kv_flag = args.kv_dtype.as_deref().map(parse_kv_dtype).transpose()?;
     let store = home::open_store(home)?;
     let start = names.starting_snapshot(&store)?;
-    if start.is_some() && args.system.is_some() {
+    if let (Some(snapshot), Some(system)) = (&start, &args.system)
+        && snapshot.config.system.as_ref() != Some(system)
+    {
         bail!("--system cannot replace the system message of a saved session; start a new one");
     }
 
-    let (model, prompt, chosen) = model_and_prompt(args, &store, start.as_ref())?;
+    let (model, prompt, chosen) = model_and_prompt(args, &store, start.as_ref(), &names)?;
+    if !args.words.is_empty() && prompt.trim().is_empty() && !chosen_only_model(args, chosen) {
+        bail!("the prompt is empty: give a question, or leave it out to start a chat");
+    }
     let base = start.as_ref().map(|snapshot| &snapshot.config.sampling);
     let params = sampling_params(&args.sampling, base)?;
     let kv_dtype = match (kv_flag, &start) {
@@ -40,34 +46,29 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
     let engine = load_engine(home, &store, &model)?;
 
     let mut live = Live::new(store, engine, params, kv_dtype);
-    match (start, &names.resume) {
-        (Some(snapshot), _) => {
-            let name = names
-                .from
-                .as_ref()
-                .or(names.resume.as_ref())
-                .expect("a start has a name");
-            live.restore(snapshot, name, names.resume.is_some())?;
+    match start {
+        Some(snapshot) => {
+            let reference = names.from.as_ref().map(|from| from.to_string());
+            let name = match (&names.resume, reference) {
+                (Some(resume), _) => resume.clone(),
+                (None, Some(from)) => SessionName::parse(&from).unwrap_or(fork_label()),
+                (None, None) => unreachable!("a start comes from --from or --session"),
+            };
+            live.restore(snapshot, &name, names.resume.is_some())?;
         }
-        (None, resume) => {
+        None => {
             live.chat = live.engine.new_chat(args.system.clone());
-            live.attached = resume.clone();
+            live.attached = names.resume.clone().map(|name| (name, None));
         }
     }
     interrupt::install()?;
 
-    let save_to = names.save.as_ref().or(names.resume.as_ref());
     if prompt.is_empty() {
         repl::chat_loop(&mut live)?;
-        if let Some(name) = save_to {
-            live.save(name)?;
-        }
-        return Ok(());
+        return save_on_exit(&mut live, &names);
     }
     let finish = answer(&live.engine, &mut live.chat, &prompt, &live.params)?;
-    if let Some(name) = save_to {
-        live.save(name)?;
-    }
+    save_on_exit(&mut live, &names)?;
     if finish == FinishReason::Cancelled {
         let message = "interrupted".to_string();
         return Err(ExitError {
@@ -79,11 +80,36 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// True when the only word given was the model, as in `strata run smollm2`.
+fn chosen_only_model(args: &RunArgs, chosen: bool) -> bool {
+    chosen && args.model.is_none() && args.words.len() == 1
+}
+
+/// The label a fork of a digest-named snapshot is restored under; it is never saved to.
+fn fork_label() -> SessionName {
+    SessionName::parse("fork").expect("a valid name")
+}
+
+/// Saves the chat as `--save` asks, or back to the `--session` it is attached to.
+fn save_on_exit(live: &mut Live, names: &SessionFlags) -> anyhow::Result<()> {
+    if let Some(name) = &names.save {
+        return live.save_as(name);
+    }
+    if names.resume.is_none() {
+        return Ok(());
+    }
+    if live.attached.is_none() {
+        eprintln!("note: this chat was forked and is not saved; use /save NAME next time");
+        return Ok(());
+    }
+    live.save_attached()
+}
+
 /// The session names `run` was given, checked.
 #[derive(Debug)]
 struct SessionFlags {
     save: Option<SessionName>,
-    from: Option<SessionName>,
+    from: Option<SnapshotRef>,
     resume: Option<SessionName>,
 }
 
@@ -93,17 +119,18 @@ impl SessionFlags {
             let parsed = name.as_deref().map(SessionName::parse).transpose();
             parsed.with_context(|| format!("invalid --{flag}"))
         };
+        let from = args.from.as_deref().map(SnapshotRef::parse).transpose();
         Ok(SessionFlags {
             save: parse("save", &args.save)?,
-            from: parse("from", &args.from)?,
+            from: from.context("invalid --from")?,
             resume: parse("session", &args.session)?,
         })
     }
 
     /// The snapshot to start from: `--from` must exist; `--session` may be new.
     fn starting_snapshot(&self, store: &Store) -> anyhow::Result<Option<Snapshot>> {
-        if let Some(name) = &self.from {
-            return Ok(Some(Snapshot::open(store, name)?));
+        if let Some(reference) = &self.from {
+            return Ok(Some(Snapshot::open_ref(store, reference)?));
         }
         let Some(name) = &self.resume else {
             return Ok(None);
@@ -128,6 +155,7 @@ fn model_and_prompt(
     args: &RunArgs,
     store: &Store,
     start: Option<&Snapshot>,
+    names: &SessionFlags,
 ) -> anyhow::Result<(Reference, String, bool)> {
     let words = &args.words;
     if let Some(model) = &args.model {
@@ -141,7 +169,18 @@ fn model_and_prompt(
             let Some((model, rest)) = words.split_first() else {
                 bail!("missing MODEL: name one, for example `strata run smollm2`");
             };
-            Ok((Reference::parse(model)?, rest.join(" "), true))
+            let reference = Reference::parse(model);
+            let loadable = reference.as_ref().is_ok_and(|reference| {
+                store.resolve(reference).is_ok()
+                    || pull::known_and_missing(store, reference).is_some()
+            });
+            if let (Some(name), false) = (&names.resume, loadable) {
+                bail!(
+                    "no saved session named `{name}` yet; to start it, name a model first: \
+                     `strata run smollm2 --session {name}`"
+                );
+            }
+            Ok((reference?, rest.join(" "), true))
         }
     }
 }

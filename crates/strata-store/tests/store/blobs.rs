@@ -307,3 +307,16 @@ fn layout_without_tmp_and_locks_is_opened() {
     assert!(store.root().join("locks").is_dir());
     assert!(store.has_blob(&model.manifest.digest));
 }
+
+#[test]
+fn put_blob_repairs_a_truncated_blob() {
+    let (_dir, store) = temp_store();
+    let bytes = b"a block that a crash or a disk error truncated";
+    let digest = store.put_blob(bytes).unwrap();
+    let path = store.blob_path(&digest);
+    std::fs::write(&path, &bytes[..10]).unwrap();
+
+    assert_eq!(store.put_blob(bytes).unwrap(), digest);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    assert!(store.fsck().unwrap().problems.is_empty());
+}

@@ -197,3 +197,28 @@ fn bare_tag_entries_are_kept() {
         "the bare-tag entry was dropped: {raw}"
     );
 }
+
+#[test]
+fn set_tag_if_moves_only_from_the_expected_manifest() {
+    let (_dir, store) = temp_store();
+    let first = common::put_model(&store, &[b"v1"], b"tok");
+    let second = common::put_model(&store, &[b"v2"], b"tok");
+    let tag = reference("m:latest");
+
+    store.set_tag_if(&tag, &first.manifest, None).unwrap();
+    let error = store.set_tag_if(&tag, &second.manifest, None).unwrap_err();
+    assert!(matches!(error, StoreError::TagMoved { .. }), "{error}");
+    assert!(
+        error.to_string().contains(first.manifest.digest.as_str()),
+        "{error}"
+    );
+
+    let stale = Some(&second.manifest.digest);
+    let error = store.set_tag_if(&tag, &second.manifest, stale).unwrap_err();
+    assert!(matches!(error, StoreError::TagMoved { .. }), "{error}");
+    assert_eq!(store.resolve(&tag).unwrap().digest, first.manifest.digest);
+
+    let current = Some(&first.manifest.digest);
+    store.set_tag_if(&tag, &second.manifest, current).unwrap();
+    assert_eq!(store.resolve(&tag).unwrap().digest, second.manifest.digest);
+}
