@@ -45,6 +45,180 @@ pub(crate) enum Command {
     /// List, show, remove and rebase saved sessions.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Teach a model facts from a file or a saved session; a passing lesson becomes a new version.
+    Learn(LearnArgs),
+    /// Measure learning: teach facts one lesson at a time and report efficacy, generalization,
+    /// specificity, perplexity change and time per lesson.
+    Eval(EvalArgs),
+    /// Show a model's lineage: each version with its lesson and gate figures.
+    Log(LogArgs),
+    /// Show which tensors and adapters differ between two versions, with norms.
+    Diff(DiffArgs),
+    /// Point a tag at a version: `strata tag SOURCE TARGET`.
+    Tag(TagArgs),
+    /// Move a model's tag back to an earlier version of its lineage; nothing is deleted.
+    Rollback(RollbackArgs),
+    /// Merge a version's adapters into its weights as a new base version.
+    Squash(SquashArgs),
+}
+
+/// Settings shared by `learn` and `eval`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct LearningArgs {
+    /// Adapter rank (a lineage keeps the rank of its first lesson).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) rank: usize,
+
+    /// Adapter alpha; the update is scaled by alpha / rank.
+    #[arg(long, default_value_t = 16.0)]
+    pub(crate) alpha: f64,
+
+    /// Number of top decoder layers that get adapters.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) layers: usize,
+
+    /// Projections that get adapters, comma-separated: q,k,v,o,gate,up,down.
+    #[arg(long, value_delimiter = ',', default_value = "q,k,v,o,gate,up,down")]
+    pub(crate) targets: Vec<String>,
+
+    /// Most training steps per lesson; training stops two steps after the lesson is answered.
+    #[arg(long, default_value_t = 24)]
+    pub(crate) steps: usize,
+
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    pub(crate) lr: f64,
+
+    /// Seed of initialization and sampling of the training set; the same seed repeats a run.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) seed: u64,
+
+    /// Control questions (JSON Lines with `question` and `answer`) whose answers must not
+    /// change [default: 20 built-in general questions].
+    #[arg(long, value_name = "FILE")]
+    pub(crate) controls: Option<PathBuf>,
+
+    /// Directory of held-out `.rst.txt` text for the perplexity check [default:
+    /// $STRATA_HELDOUT_DIR, else /usr/share/doc/python3.11/html/_sources].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) heldout: Option<PathBuf>,
+
+    /// Largest allowed rise of held-out perplexity, in percent.
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) max_perplexity_increase: f64,
+
+    /// Control answers the new version may change.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) max_control_regressions: usize,
+
+    /// Facts of earlier lessons the new version may forget.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) max_forgotten: usize,
+
+    /// Training and gate rounds per lesson: after a failed gate, training goes on with
+    /// forgotten facts added and, when controls or perplexity moved, twice the anchors.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) attempts: usize,
+}
+
+/// Arguments of `strata learn`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  strata learn smollm2 --facts facts.jsonl     one lesson with every fact of the file
+  strata learn smollm2 --session notes         the question and answer pairs of a saved chat
+  strata learn smollm2 --teach 'Who made the kivfalscope? => Greta Ulmzen'")]
+pub(crate) struct LearnArgs {
+    /// The model tag to teach, `NAME[:TAG]`; it moves to the new version when the gate passes.
+    pub(crate) model: String,
+
+    /// JSON Lines of facts: `question`, `answer`, optional `statement` and `paraphrases`.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["session", "teach"])]
+    pub(crate) facts: Option<PathBuf>,
+
+    /// A saved session: each user message and the reply that followed become a pair.
+    #[arg(long, value_name = "NAME", conflicts_with = "teach")]
+    pub(crate) session: Option<String>,
+
+    /// One pair, `QUESTION => ANSWER`.
+    #[arg(long, value_name = "PAIR")]
+    pub(crate) teach: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) learning: LearningArgs,
+}
+
+/// Arguments of `strata eval`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// The base model; lessons go to a new tag `NAME:eval-TIME`, leaving its tags alone.
+    pub(crate) model: String,
+
+    /// JSON Lines of facts to teach one per lesson; their paraphrases are held out.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) facts: PathBuf,
+
+    /// Teach only the first N facts.
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<usize>,
+
+    /// Lessons between checkpoints.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) every: usize,
+
+    /// Also write every figure as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) learning: LearningArgs,
+}
+
+/// Arguments of `strata log`.
+#[derive(Debug, Args)]
+pub(crate) struct LogArgs {
+    /// The model, `NAME[:TAG]` or `NAME@sha256:…`.
+    pub(crate) model: String,
+}
+
+/// Arguments of `strata diff`.
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The first version.
+    pub(crate) from: String,
+    /// The second version.
+    pub(crate) to: String,
+}
+
+/// Arguments of `strata tag`.
+#[derive(Debug, Args)]
+pub(crate) struct TagArgs {
+    /// The version to tag, `NAME[:TAG]` or `NAME@sha256:…`.
+    pub(crate) source: String,
+    /// The new tag, `NAME[:TAG]`.
+    pub(crate) target: String,
+}
+
+/// Arguments of `strata rollback`.
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    /// The model tag to move, `NAME[:TAG]`.
+    pub(crate) model: String,
+    /// The version to move it to: a digest or digest prefix from `strata log`, or `~N` for
+    /// N versions back (default `~1`, the parent).
+    #[arg(default_value = "~1")]
+    pub(crate) version: String,
+}
+
+/// Arguments of `strata squash`.
+#[derive(Debug, Args)]
+pub(crate) struct SquashArgs {
+    /// The model tag whose adapters are merged; it moves to the merged version.
+    pub(crate) model: String,
+
+    /// Directory of held-out text for the perplexity comparison.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) heldout: Option<PathBuf>,
 }
 
 /// Arguments of `strata pull`.

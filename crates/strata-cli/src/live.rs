@@ -15,6 +15,10 @@ use strata_store::{Digest, Reference, Store};
 use crate::commands::fsck::plural;
 use crate::commands::import::human_bytes;
 use crate::commands::pull;
+use crate::learning::{Finished, Lessons};
+use strata_learning::gate::GateSettings;
+use strata_learning::learn::LearnOptions;
+use strata_learning::lesson::{self, Lesson};
 
 /// One running conversation and where it came from.
 #[derive(Debug)]
@@ -30,6 +34,10 @@ pub(crate) struct Live {
     /// The name a plain `/save` writes to, with the snapshot it pointed to when this chat
     /// loaded or saved it (`None` for a name not saved yet).
     pub(crate) attached: Option<(SessionName, Option<Digest>)>,
+    /// Lessons started from this chat.
+    pub(crate) lessons: Lessons,
+    /// Settings of those lessons.
+    pub(crate) learn_options: LearnOptions,
 }
 
 impl Live {
@@ -50,7 +58,77 @@ impl Live {
             kv_dtype,
             origin: None,
             attached: None,
+            lessons: Lessons::new(),
+            learn_options: LearnOptions {
+                training: None,
+                adapter_layers: None,
+                gate: GateSettings::default(),
+                controls: lesson::default_controls(),
+                heldout_dir: None,
+                attempts: 2,
+            },
         }
+    }
+
+    /// Starts `lesson` in the background on the model tag this chat runs.
+    pub(crate) fn learn(&mut self, lesson: Lesson) -> anyhow::Result<()> {
+        let reference = self.engine.reference().clone();
+        if reference.tag().is_none() {
+            anyhow::bail!(
+                "this chat runs `{reference}` by digest, and learning moves a tag; start the chat \
+                 with a tagged model such as `strata run smollm2`"
+            );
+        }
+        let (store, options) = (self.store.clone(), self.learn_options.clone());
+        self.lessons.start(store, reference, lesson, options);
+        Ok(())
+    }
+
+    /// Reports lessons that finished, then follows the model's tag to a new version.
+    pub(crate) fn collect_lessons(&mut self) -> anyhow::Result<()> {
+        for finished in self.lessons.finished() {
+            report_lesson(&finished);
+        }
+        self.follow_tag()
+    }
+
+    /// Waits for the lessons still running, so leaving the chat does not lose them.
+    pub(crate) fn finish_lessons(&mut self) {
+        let running = self.lessons.running();
+        if running == 0 {
+            return;
+        }
+        eprintln!("waiting for {} to finish…", plural(running, "lesson"));
+        for finished in self.lessons.wait() {
+            report_lesson(&finished);
+        }
+    }
+
+    /// Switches to the version the model's tag names now, when a lesson (here or in another
+    /// process) or a rollback moved it. The conversation stays; its cache is recomputed on the
+    /// next message, because the cached keys and values belong to the old weights.
+    pub(crate) fn follow_tag(&mut self) -> anyhow::Result<()> {
+        let reference = self.engine.reference().clone();
+        if reference.tag().is_none() {
+            return Ok(());
+        }
+        let current = self.store.resolve(&reference)?.digest;
+        if &current == self.engine.manifest_digest() {
+            return Ok(());
+        }
+        let loaded = LoadedModel::open(&self.store, &reference)
+            .with_context(|| format!("cannot load the new version of `{reference}`"))?;
+        let mut engine = Engine::load(&loaded)?;
+        engine.model_mut().set_kv_precision(self.kv_dtype);
+        let chat = std::mem::replace(&mut self.chat, engine.new_chat(None));
+        let (system, messages, _) = chat.into_parts();
+        self.chat = Chat::from_parts(system, messages, None);
+        self.engine = engine;
+        eprintln!(
+            "switched to `{reference}` at {}; the conversation's cache is recomputed on the next message",
+            current.short()
+        );
+        Ok(())
     }
 
     /// Saves the chat as `name`, whatever `name` pointed to, as `/save NAME` and `--save` do.
@@ -174,6 +252,33 @@ pub(crate) fn load_engine(
     let engine = Engine::load(&loaded).with_context(|| format!("cannot start `{reference}`"))?;
     tracing::info!(model = %reference, elapsed = ?started.elapsed(), "model loaded");
     Ok(engine)
+}
+
+fn report_lesson(finished: &Finished) {
+    match &finished.result {
+        Ok(outcome) => {
+            let gate = &outcome.gate;
+            match &outcome.committed {
+                Some(descriptor) => eprintln!(
+                    "\n[learning] learned `{}` in {:.0} s: new version {} (perplexity {:+.2}%)",
+                    finished.summary,
+                    outcome.seconds,
+                    descriptor.digest.short(),
+                    gate.perplexity_change() * 100.0
+                ),
+                None => {
+                    eprintln!(
+                        "\n[learning] not learned `{}`: the gate failed",
+                        finished.summary
+                    );
+                    for failure in &gate.failures {
+                        eprintln!("    {failure}");
+                    }
+                }
+            }
+        }
+        Err(error) => eprintln!("\n[learning] `{}` failed: {error}", finished.summary),
+    }
 }
 
 /// True when `error` comes from a save whose name another process moved.

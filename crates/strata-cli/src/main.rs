@@ -9,6 +9,7 @@ mod commands;
 mod exit;
 mod home;
 mod interrupt;
+mod learning;
 mod live;
 mod progress;
 mod repl;
@@ -42,6 +43,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Gc => commands::gc::run(&home),
         Command::Bench(args) => commands::bench::run(&home, &args),
         Command::Session(command) => commands::session::run(&home, &command),
+        Command::Learn(args) => commands::learn::run(&home, &args),
+        Command::Eval(args) => commands::eval::run(&home, &args),
+        Command::Log(args) => commands::versions::log(&home, &args),
+        Command::Diff(args) => commands::versions::diff(&home, &args),
+        Command::Tag(args) => commands::versions::tag(&home, &args),
+        Command::Rollback(args) => commands::versions::rollback(&home, &args),
+        Command::Squash(args) => commands::squash::run(&home, &args),
     }
 }
 

@@ -4,6 +4,8 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 use strata_sessions::SessionName;
 
+use strata_learning::lesson::{self, Lesson, LessonSource};
+
 use crate::commands::run::answer;
 use crate::commands::session;
 use crate::live::Live;
@@ -14,6 +16,9 @@ Available commands:
   /load NAME     replace this session with the saved session NAME
   /fork NAME     continue from the saved session NAME, leaving NAME unchanged
   /sessions      list saved sessions
+  /teach Q => A  learn that the answer to question Q is A (trains in the background)
+  /correct TEXT  replace the last answer with TEXT, the answer it should have been
+  /learn         learn this chat: each question with its (corrected) answer
   /history       show this session's messages
   /clear         forget the conversation so far
   /help          show this help
@@ -29,6 +34,9 @@ enum Input {
     Load(String),
     Fork(String),
     Sessions,
+    Teach(String),
+    Correct(String),
+    Learn,
     History,
     Help,
     Clear,
@@ -44,20 +52,32 @@ pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
     let mut editor = DefaultEditor::new()?;
     eprintln!("Type a message, or /help for commands.");
     loop {
+        if let Err(error) = live.collect_lessons() {
+            eprintln!("strata: error: {error:#}");
+        }
         let text = match read_message(&mut editor) {
             Ok(Some(text)) => text,
-            Ok(None) => return Ok(()),
+            Ok(None) => {
+                live.finish_lessons();
+                return Ok(());
+            }
             Err(error) => return Err(error.into()),
         };
         match parse(&text) {
             Input::Message(message) => {
+                if let Err(error) = live.follow_tag() {
+                    eprintln!("strata: error: {error:#}");
+                }
                 let (engine, chat) = (&live.engine, &mut live.chat);
                 if let Err(error) = answer(engine, chat, &message, &live.params) {
                     eprintln!("strata: error: {error:#}");
                     eprintln!("(the message was not added; /clear starts a new conversation)");
                 }
             }
-            Input::Bye => return Ok(()),
+            Input::Bye => {
+                live.finish_lessons();
+                return Ok(());
+            }
             command => {
                 if let Err(error) = run_command(live, command) {
                     eprintln!("strata: error: {error:#}");
@@ -87,6 +107,23 @@ fn run_command(live: &mut Live, input: Input) -> anyhow::Result<()> {
             eprintln!("forked session `{name}`; /save NAME keeps this branch");
         }
         Input::Sessions => session::print_list(&live.store)?,
+        Input::Teach(pair) => {
+            let fact = lesson::parse_teach(&pair)?;
+            live.learn(Lesson::new(vec![fact], LessonSource::Teach)?)?;
+        }
+        Input::Correct(text) => {
+            if !live.chat.correct_last_reply(&text) {
+                anyhow::bail!("there is no answer to correct yet; ask something first");
+            }
+            eprintln!("corrected the last answer; /learn teaches it");
+        }
+        Input::Learn => {
+            let facts = lesson::pairs_from_messages(live.chat.messages());
+            let source = LessonSource::Session {
+                name: live.attached.as_ref().map(|(name, _)| name.to_string()),
+            };
+            live.learn(Lesson::new(facts, source)?)?;
+        }
         Input::History => print_history(live),
         Input::Help => eprintln!("{HELP}"),
         Input::Clear => {
@@ -143,6 +180,13 @@ fn read_message(editor: &mut DefaultEditor) -> Result<Option<String>, ReadlineEr
     }
 }
 
+/// The text after the command word, when there is any.
+fn rest_of(trimmed: &str) -> Option<String> {
+    let (_, rest) = trimmed.split_once(char::is_whitespace)?;
+    let rest = rest.trim();
+    (!rest.is_empty()).then(|| rest.to_string())
+}
+
 fn parse(text: &str) -> Input {
     let trimmed = text.trim();
     if trimmed.is_empty() {
@@ -168,6 +212,15 @@ fn parse(text: &str) -> Input {
         ("/fork", Some(name)) => Input::Fork(name),
         ("/fork", None) => Input::Usage("/fork NAME"),
         ("/sessions", _) => Input::Sessions,
+        ("/teach", _) => match rest_of(trimmed) {
+            Some(pair) => Input::Teach(pair),
+            None => Input::Usage("/teach QUESTION => ANSWER"),
+        },
+        ("/correct", _) => match rest_of(trimmed) {
+            Some(text) => Input::Correct(text),
+            None => Input::Usage("/correct TEXT"),
+        },
+        ("/learn", _) => Input::Learn,
         ("/history", _) => Input::History,
         ("/help" | "/?", _) => Input::Help,
         ("/clear", _) => Input::Clear,
@@ -198,6 +251,23 @@ mod tests {
         assert_eq!(parse("/save a b"), Input::Usage("/save [NAME]"));
         assert_eq!(parse("/sessions"), Input::Sessions);
         assert_eq!(parse("/history"), Input::History);
+    }
+
+    #[test]
+    fn learning_commands_keep_their_text() {
+        let teach = parse("/teach Who made it? => Ada Lovelace");
+        assert_eq!(
+            teach,
+            Input::Teach("Who made it? => Ada Lovelace".to_string())
+        );
+        let correct = parse("/correct The capital is Durvelton.");
+        assert_eq!(
+            correct,
+            Input::Correct("The capital is Durvelton.".to_string())
+        );
+        assert_eq!(parse("/learn"), Input::Learn);
+        assert_eq!(parse("/teach"), Input::Usage("/teach QUESTION => ANSWER"));
+        assert_eq!(parse("/correct  "), Input::Usage("/correct TEXT"));
     }
 
     #[test]

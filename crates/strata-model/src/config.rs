@@ -76,6 +76,26 @@ pub struct StrataConfig {
     pub parent: Option<Digest>,
     /// Provenance of the weights.
     pub source: Source,
+    /// The LoRA adapters the version's `*.lora_a` and `*.lora_b` tensors form, when it has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<AdapterInfo>,
+    /// What produced a learned version: its lesson, training settings and gate figures, as the
+    /// learning crate writes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<serde_json::Value>,
+}
+
+/// Placement and size of a version's LoRA adapters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    /// Rank of every adapter.
+    pub rank: usize,
+    /// Scaling numerator: each adapter adds `alpha / rank · B·A` to its weight.
+    pub alpha: f64,
+    /// First decoder layer with adapters; every later layer has them too.
+    pub first_layer: usize,
+    /// Adapted projections of each layer: `q`, `k`, `v`, `o`, `gate`, `up`, `down`.
+    pub targets: Vec<String>,
 }
 
 /// A blob the config refers to; gc treats every `digest` field in a config as reachable.

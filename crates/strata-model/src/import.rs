@@ -314,6 +314,8 @@ fn build_config(
             }),
             parent: None,
             source: draft.source.clone(),
+            adapter: None,
+            learning: None,
         },
     }
 }

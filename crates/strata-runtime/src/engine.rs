@@ -19,6 +19,7 @@ use crate::sampling::SamplingParams;
 use crate::stream::StreamDecoder;
 use crate::template::{ChatTemplate, Message};
 use crate::tokenizer::ChatTokenizer;
+use crate::train::{AdapterSet, LoraConfig};
 
 /// Capacity of a new chat's cache, in positions, before its first growth.
 const INITIAL_CACHE_POSITIONS: usize = 512;
@@ -37,7 +38,8 @@ pub struct Engine {
 impl Engine {
     /// Builds the decoder, tokenizer and template of a version loaded from the store, on CPU.
     ///
-    /// Its caches keep keys and values at f16 precision, as llama.cpp's do by default, so a
+    /// LoRA adapters the version carries are attached to their projections. Its caches keep
+    /// keys and values at f16 precision, as llama.cpp's do by default, so a
     /// session saved with f16 blocks restores exactly; [`Engine::model_mut`] can change that.
     pub fn load(loaded: &LoadedModel) -> Result<Engine> {
         let strata = &loaded.config.strata;
@@ -49,6 +51,12 @@ impl Engine {
             &device,
         )?;
         model.set_kv_precision(BlockDtype::F16);
+        if let Some(info) = &strata.adapter {
+            let config = LoraConfig::from_info(info)?;
+            let adapters = AdapterSet::from_tensors(config, &loaded.tensors, &device)?;
+            adapters.attach(&mut model)?;
+            tracing::debug!(adapters = adapters.entries.len(), "attached LoRA adapters");
+        }
         let tokenizer = ChatTokenizer::from_json(&loaded.tokenizer_json, &strata.tokenizer)?;
         let bos = strata.tokenizer.bos_token.as_deref();
         let eos = strata.tokenizer.eos_token.as_deref();
@@ -176,6 +184,18 @@ impl Chat {
     /// The conversation so far, without the system message.
     pub fn messages(&self) -> &[Message] {
         &self.messages
+    }
+
+    /// Replaces the text of the last message when it is the assistant's, and returns whether
+    /// it was. The cache keeps its tokens; the next turn feeds again from where they differ.
+    pub fn correct_last_reply(&mut self, text: &str) -> bool {
+        match self.messages.last_mut() {
+            Some(message) if message.role == "assistant" => {
+                message.content = text.to_string();
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Forgets every message and the cache; the system message stays.

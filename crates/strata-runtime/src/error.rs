@@ -33,6 +33,12 @@ pub enum Error {
         /// Output width of the linear layer.
         out_features: usize,
     },
+    /// Invalid LoRA settings or adapter tensors.
+    #[error("invalid LoRA adapter: {reason}")]
+    Lora {
+        /// What is wrong.
+        reason: String,
+    },
     /// An operation that needs at least one token received none.
     #[error("{op} requires at least one token, got none")]
     EmptyInput {

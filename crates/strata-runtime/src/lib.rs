@@ -2,7 +2,7 @@
 //!
 //! This crate owns the decoder (SmolLM2, Llama and Qwen2 variants), its explicit KV cache, linear
 //! layers that can carry LoRA adapters, the quantized kernels, sampling, the chat template and
-//! the tokenizer wrapper used for generation and streaming.
+//! the tokenizer wrapper used for generation and streaming, and the LoRA training path.
 
 pub mod engine;
 pub mod error;
@@ -13,6 +13,7 @@ pub mod sampling;
 pub mod stream;
 pub mod template;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use generate::{FinishReason, GenerationOutcome, Sequence, generate};

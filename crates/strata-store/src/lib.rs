@@ -24,7 +24,7 @@ pub use digest::{ALGORITHM, Digest, DigestWriter, HEX_LEN, SHORT_LEN};
 pub use error::StoreError;
 pub use fsck::{FsckProblem, FsckReport};
 pub use gc::GcReport;
-pub use lock::{GC_LOCK, INDEX_LOCK, WriteGuard};
+pub use lock::{GC_LOCK, INDEX_LOCK, NamedLock, WriteGuard};
 pub use oci::{
     Descriptor, INDEX_MEDIA_TYPE, ImageIndex, MANIFEST_MEDIA_TYPE, Manifest, REF_NAME_ANNOTATION,
     SCHEMA_VERSION,

@@ -84,3 +84,16 @@ impl WriteGuard {
         WriteGuard { _lock: lock }
     }
 }
+
+/// An exclusive hold on a named lock, taken with [`Store::named_lock`](crate::Store::named_lock)
+/// and released on drop.
+#[derive(Debug)]
+pub struct NamedLock {
+    _lock: FileLock,
+}
+
+impl NamedLock {
+    pub(crate) fn new(lock: FileLock) -> NamedLock {
+        NamedLock { _lock: lock }
+    }
+}

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{IoContext, StoreError};
 use crate::fsutil;
-use crate::lock::{self, FileLock, WriteGuard};
+use crate::lock::{self, FileLock, NamedLock, WriteGuard};
 use crate::oci::ImageIndex;
 
 /// The `imageLayoutVersion` the store writes and accepts.
@@ -80,6 +80,28 @@ impl Store {
     /// See [`WriteGuard`] for when to hold one.
     pub fn writer(&self) -> Result<WriteGuard, StoreError> {
         Ok(WriteGuard::new(self.lock_gc_shared()?))
+    }
+
+    /// Blocks until this thread holds the exclusive lock `locks/NAME.lock`, which callers use to
+    /// queue work such as lessons on one model lineage. `name` may use ASCII letters, digits,
+    /// `-`, `_` and `.`, and must not start with `.`.
+    pub fn named_lock(&self, name: &str) -> Result<NamedLock, StoreError> {
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte));
+        if !valid || name == lock::GC_LOCK.trim_end_matches(".lock") || name == "index" {
+            return Err(StoreError::InvalidReference {
+                value: name.to_string(),
+                reason:
+                    "a lock name uses letters, digits, `-`, `_` and `.`, and is not `gc` or `index`"
+                        .to_string(),
+            });
+        }
+        let path = self.root.join(LOCKS_DIR).join(format!("{name}.lock"));
+        Ok(NamedLock::new(FileLock::exclusive(&path)?))
     }
 
     /// Returns the path of the blob `digest`, whether or not it exists.

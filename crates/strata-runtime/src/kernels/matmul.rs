@@ -187,6 +187,11 @@ impl QuantMatMul {
         x.contiguous()?.apply_op1_arc(self.op.clone())
     }
 
+    /// Returns the weight dequantized to f32, `[out, in]`, the copy multi-row inputs use.
+    pub fn dense_weight(&self, device: &Device) -> candle_core::Result<Tensor> {
+        self.weight.dense_weight(device)
+    }
+
     /// Computes `x·Wᵀ` with an f32 copy of the weight, made on the first call on `x`'s device
     /// and kept. It avoids the 8-bit rounding of the activations.
     pub fn forward_dense(&self, x: &Tensor) -> candle_core::Result<Tensor> {

@@ -115,6 +115,21 @@ impl Linear {
         matches!(self.weight, Weight::Quantized { .. } | Weight::Blocks(_))
     }
 
+    /// Returns the bias, when the layer has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref()
+    }
+
+    /// Returns the base weight as f32, `[out, in]`, dequantizing GGML blocks (the same copy
+    /// multi-row inputs use, so it is made once).
+    pub fn dense_weight(&self, device: &Device) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Float(weight) => Ok(weight.clone()),
+            Weight::Blocks(kernel) => Ok(kernel.dense_weight(device)?),
+            Weight::Quantized { view, dense, .. } => Ok(dense_weight(dense, view, device)?.clone()),
+        }
+    }
+
     /// Returns the attached adapter, if any.
     pub fn lora(&self) -> Option<&LoraAdapter> {
         self.lora.as_ref()
@@ -237,7 +252,7 @@ fn matrix_dims(view: &TensorView) -> Result<(usize, usize)> {
 }
 
 /// Decodes any stored tensor to f32: floats are read directly, GGML blocks are dequantized.
-pub(crate) fn float_tensor(view: &TensorView, device: &Device) -> Result<Tensor> {
+pub fn float_tensor(view: &TensorView, device: &Device) -> Result<Tensor> {
     check_byte_length(view)?;
     let bytes = view.bytes();
     let values: Vec<f32> = match view.dtype {
@@ -256,6 +271,31 @@ pub(crate) fn float_tensor(view: &TensorView, device: &Device) -> Result<Tensor>
         _ => return Ok(qtensor(view, device)?.dequantize(device)?),
     };
     Ok(Tensor::from_vec(values, view.shape.clone(), device)?)
+}
+
+/// Encodes an f32 tensor as `dtype`: float types as little-endian values, GGML block types
+/// quantized by candle (rows must be whole blocks).
+pub fn encode_tensor(tensor: &Tensor, dtype: GgmlType) -> Result<Vec<u8>> {
+    let values = tensor.flatten_all()?.to_vec1::<f32>()?;
+    let bytes = match dtype {
+        GgmlType::F32 => values
+            .iter()
+            .flat_map(|value| value.to_le_bytes())
+            .collect(),
+        GgmlType::F16 => values
+            .iter()
+            .flat_map(|value| half::f16::from_f32(*value).to_le_bytes())
+            .collect(),
+        GgmlType::Bf16 => values
+            .iter()
+            .flat_map(|value| half::bf16::from_f32(*value).to_le_bytes())
+            .collect(),
+        _ => {
+            let quantized = QTensor::quantize(tensor, candle_dtype(dtype))?;
+            quantized.data()?.into_owned()
+        }
+    };
+    Ok(bytes)
 }
 
 /// Copies GGML blocks into a candle `QTensor` of the view's shape (outermost first, the order

@@ -46,6 +46,74 @@ impl Projection {
         Projection::Up,
         Projection::Down,
     ];
+
+    /// The tensor-name part GGUF files use for the projection, such as `attn_q`.
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            Projection::Query => "attn_q",
+            Projection::Key => "attn_k",
+            Projection::Value => "attn_v",
+            Projection::Output => "attn_output",
+            Projection::Gate => "ffn_gate",
+            Projection::Up => "ffn_up",
+            Projection::Down => "ffn_down",
+        }
+    }
+
+    /// The short name used on the command line: `q`, `k`, `v`, `o`, `gate`, `up` or `down`.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Projection::Query => "q",
+            Projection::Key => "k",
+            Projection::Value => "v",
+            Projection::Output => "o",
+            Projection::Gate => "gate",
+            Projection::Up => "up",
+            Projection::Down => "down",
+        }
+    }
+
+    /// Parses a short name or a GGUF name.
+    pub fn parse(name: &str) -> Option<Projection> {
+        Projection::ALL
+            .into_iter()
+            .find(|projection| projection.short_name() == name || projection.gguf_name() == name)
+    }
+}
+
+impl serde::Serialize for Projection {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.short_name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Projection {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Projection::parse(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown projection `{name}`: expected q, k, v, o, gate, up or down"
+            ))
+        })
+    }
+}
+
+/// Borrowed weights of one decoder layer, for the training path.
+#[derive(Debug)]
+pub struct LayerParts<'a> {
+    /// Weight of the RMS norm before attention.
+    pub attention_norm: &'a Tensor,
+    /// Weight of the RMS norm before the feed-forward block.
+    pub ffn_norm: &'a Tensor,
+    /// Epsilon of both norms.
+    pub rms_norm_eps: f64,
+    /// The seven projections, in [`Projection::ALL`] order.
+    pub projections: [&'a Linear; 7],
 }
 
 /// Normalizes the last dimension by its root mean square and scales it by `weight`.
@@ -419,6 +487,78 @@ impl Llama {
                 layer.mlp.projection_mut(projection)
             }
         }
+    }
+
+    /// The weights of decoder layer `layer`, or `None` when it is out of range.
+    pub fn layer_parts(&self, layer: usize) -> Option<LayerParts<'_>> {
+        let decoder = self.layers.get(layer)?;
+        let attention = &decoder.attention;
+        let mlp = &decoder.mlp;
+        Some(LayerParts {
+            attention_norm: &decoder.attention_norm,
+            ffn_norm: &decoder.ffn_norm,
+            rms_norm_eps: decoder.rms_norm_eps,
+            projections: [
+                &attention.q_proj,
+                &attention.k_proj,
+                &attention.v_proj,
+                &attention.o_proj,
+                &mlp.gate_proj,
+                &mlp.up_proj,
+                &mlp.down_proj,
+            ],
+        })
+    }
+
+    /// Weight of the final RMS norm.
+    pub fn output_norm(&self) -> &Tensor {
+        &self.norm
+    }
+
+    /// The output projection from hidden states to logits.
+    pub fn lm_head(&self) -> &Linear {
+        &self.lm_head
+    }
+
+    /// The rotary embedding tables, `[max_positions, head_dim / 2]` each, and their pairing.
+    pub fn rope_tables(&self) -> (&Tensor, &Tensor, strata_model::RopeStyle) {
+        self.rope.tables()
+    }
+
+    /// Runs the embedding and layers `0..layer` over `tokens` from position 0 and returns the
+    /// hidden states entering layer `layer`, `[tokens.len(), hidden]`.
+    pub fn hidden_before(&self, tokens: &[u32], layer: usize) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyInput {
+                op: "hidden_before",
+            });
+        }
+        self.check_tokens(tokens)?;
+        let mut cache = self.new_cache(tokens.len())?;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut hidden_states = self.embedding.index_select(&ids, 0)?;
+        let mask = causal_mask(tokens.len(), 0, &self.device)?;
+        for (index, decoder) in self.layers.iter().enumerate().take(layer) {
+            hidden_states =
+                decoder.forward(&hidden_states, mask.as_ref(), &self.rope, &mut cache, index)?;
+        }
+        Ok(hidden_states)
+    }
+
+    /// Runs layers `layer..` over hidden states of positions `0..`, as
+    /// [`hidden_before`](Self::hidden_before) returns them, and returns the logits of every
+    /// position, `[positions, vocab]`.
+    pub fn logits_from(&self, hidden_states: &Tensor, layer: usize) -> Result<Tensor> {
+        let (positions, _) = hidden_states.dims2()?;
+        let mut cache = self.new_cache(positions)?;
+        let mask = causal_mask(positions, 0, &self.device)?;
+        let mut hidden_states = hidden_states.clone();
+        for (index, decoder) in self.layers.iter().enumerate().skip(layer) {
+            hidden_states =
+                decoder.forward(&hidden_states, mask.as_ref(), &self.rope, &mut cache, index)?;
+        }
+        let hidden_states = rms_norm(&hidden_states, &self.norm, self.config.rms_norm_eps)?;
+        self.lm_head.forward_dense(&hidden_states)
     }
 
     /// Feeds `tokens` at positions `cache.len()..` and returns the logits of the last one,

@@ -12,4 +12,4 @@ mod rope;
 pub use kv_blocks::{BlockBytes, BlockDtype, block_len};
 pub use kv_cache::{CacheLayout, KvCache};
 pub use linear::{Linear, LoraAdapter};
-pub use llama::{Llama, Projection};
+pub use llama::{LayerParts, Llama, Projection};

@@ -42,6 +42,11 @@ impl RotaryEmbedding {
         })
     }
 
+    /// The cos and sin tables and the pairing they are applied with.
+    pub(crate) fn tables(&self) -> (&Tensor, &Tensor, RopeStyle) {
+        (&self.cos, &self.sin, self.style)
+    }
+
     /// Rotates `x` of shape `[batch, heads, seq, head_dim]` whose rows are positions
     /// `start..start + seq`.
     pub(crate) fn apply(&self, x: &Tensor, start: usize) -> Result<Tensor> {

@@ -1,0 +1,253 @@
+//! `strata log`, `strata diff`, `strata tag` and `strata rollback`: a model's versions.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use strata_learning::lineage::{self, Version};
+use strata_model::load::LoadedModel;
+use strata_model::{TensorView, media};
+use strata_runtime::model::linear::float_tensor;
+use strata_store::{Descriptor, Reference, Store};
+
+use crate::cli::{DiffArgs, LogArgs, RollbackArgs, TagArgs};
+use crate::commands::import::parse_tag_reference;
+use crate::home;
+
+/// Runs `strata log MODEL`.
+pub(crate) fn log(home: &Path, args: &LogArgs) -> anyhow::Result<()> {
+    let reference = Reference::parse(&args.model)?;
+    let store = home::open_store(home)?;
+    let head = store
+        .resolve(&reference)
+        .with_context(|| format!("cannot find `{reference}`; see `strata list`"))?;
+    let versions = lineage::lineage(&store, &head.digest)?;
+    for (index, version) in versions.iter().enumerate() {
+        print_version(index, version);
+    }
+    Ok(())
+}
+
+fn print_version(index: usize, version: &Version) {
+    let created = version
+        .config
+        .descriptor
+        .created_at
+        .format("%Y-%m-%d %H:%M:%S UTC");
+    let marker = if index == 0 { " (current)" } else { "" };
+    println!("version {}{marker}  ~{index}", version.digest);
+    println!("  created   {created}");
+    match &version.record {
+        Some(record) => {
+            let gate = &record.gate;
+            println!(
+                "  lesson    {} ({} facts)",
+                record.lesson.summary(),
+                record.lesson.facts.len()
+            );
+            println!(
+                "  training  {} steps on {} examples, loss {:.3} → {:.3}, {:.1} s",
+                record.training.steps,
+                record.training.examples,
+                record.training.first_loss,
+                record.training.final_loss,
+                record.training.seconds
+            );
+            println!(
+                "  gate      lesson {}/{}, earlier {}/{}, controls {}/{}, perplexity {:.3} → {:.3} ({:+.2}%)",
+                gate.lesson_passed,
+                gate.lesson_total,
+                gate.earlier_passed,
+                gate.earlier_total,
+                gate.controls_passed,
+                gate.controls_total,
+                gate.perplexity_before,
+                gate.perplexity_after,
+                gate.perplexity_change() * 100.0
+            );
+        }
+        None => {
+            let source = &version.config.strata.source;
+            println!("  source    {} {}", source.kind, source.file);
+        }
+    }
+    println!();
+}
+
+/// Runs `strata tag SOURCE TARGET`.
+pub(crate) fn tag(home: &Path, args: &TagArgs) -> anyhow::Result<()> {
+    let source = Reference::parse(&args.source)?;
+    let target = parse_tag_reference(&args.target)?;
+    let store = home::open_store(home)?;
+    let descriptor = store
+        .resolve(&source)
+        .with_context(|| format!("cannot find `{source}`; see `strata list`"))?;
+    store.set_tag(&target, &descriptor)?;
+    println!("{target} → {}", descriptor.digest);
+    Ok(())
+}
+
+/// Runs `strata rollback MODEL [VERSION]`.
+pub(crate) fn rollback(home: &Path, args: &RollbackArgs) -> anyhow::Result<()> {
+    let reference = parse_tag_reference(&args.model)?;
+    let store = home::open_store(home)?;
+    let current = store
+        .resolve(&reference)
+        .with_context(|| format!("cannot find `{reference}`; see `strata list`"))?;
+    let versions = lineage::lineage(&store, &current.digest)?;
+    let target = pick_version(&versions, &args.version)?;
+    let mut descriptor = Descriptor::new(
+        strata_store::MANIFEST_MEDIA_TYPE,
+        target.digest.clone(),
+        store.blob_size(&target.digest)?,
+    );
+    descriptor.artifact_type = target.manifest.artifact_type.clone();
+    store.set_tag_if(&reference, &descriptor, Some(&current.digest))?;
+    println!("{reference}: {} → {}", current.digest, target.digest);
+    println!(
+        "nothing was deleted; `strata rollback {reference} {}` undoes this",
+        current.digest
+    );
+    Ok(())
+}
+
+/// Finds `~N` (N versions back) or a digest prefix in a lineage.
+fn pick_version<'a>(versions: &'a [Version], text: &str) -> anyhow::Result<&'a Version> {
+    if let Some(steps) = text.strip_prefix('~') {
+        let steps: usize = steps
+            .parse()
+            .with_context(|| format!("invalid version `{text}`: `~N` needs a number"))?;
+        return versions.get(steps).with_context(|| {
+            format!(
+                "`{text}` is past the lineage, which has {} versions",
+                versions.len()
+            )
+        });
+    }
+    let prefix = text.strip_prefix("sha256:").unwrap_or(text);
+    if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "invalid version `{text}`: give `~N` or a digest (at least 4 hex digits) from `strata log`"
+        );
+    }
+    let matches: Vec<&Version> = versions
+        .iter()
+        .filter(|version| version.digest.hex().starts_with(prefix))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => bail!("no version of this lineage starts with `{text}`; see `strata log`"),
+        _ => bail!(
+            "`{text}` matches {} versions; give more digits",
+            matches.len()
+        ),
+    }
+}
+
+/// Runs `strata diff A B`.
+pub(crate) fn diff(home: &Path, args: &DiffArgs) -> anyhow::Result<()> {
+    let store = home::open_store(home)?;
+    let left = open(&store, &args.from)?;
+    let right = open(&store, &args.to)?;
+    let left_layers = tensor_layers(&store, &left.manifest_digest)?;
+    let right_layers = tensor_layers(&store, &right.manifest_digest)?;
+    let names: std::collections::BTreeSet<&String> =
+        left_layers.keys().chain(right_layers.keys()).collect();
+
+    let mut same = 0;
+    for name in names {
+        match (left_layers.get(name), right_layers.get(name)) {
+            (Some(a), Some(b)) if a == b => same += 1,
+            (Some(_), Some(_)) => {
+                let norm = difference_norm(left.tensors.get(name), right.tensors.get(name))?;
+                println!("changed  {name}  ‖B−A‖ = {norm:.4}");
+            }
+            (None, Some(_)) => println!(
+                "added    {name}  ‖B‖ = {:.4}",
+                norm(right.tensors.get(name))?
+            ),
+            (Some(_), None) => println!(
+                "removed  {name}  ‖A‖ = {:.4}",
+                norm(left.tensors.get(name))?
+            ),
+            (None, None) => {}
+        }
+    }
+    println!("{same} tensors identical");
+    print_adapter_updates("A", &left)?;
+    print_adapter_updates("B", &right)?;
+    Ok(())
+}
+
+fn open(store: &Store, text: &str) -> anyhow::Result<LoadedModel> {
+    let reference = Reference::parse(text)?;
+    LoadedModel::open(store, &reference).with_context(|| format!("cannot load `{reference}`"))
+}
+
+/// Tensor name to blob digest, for every tensor layer of a manifest.
+fn tensor_layers(
+    store: &Store,
+    digest: &strata_store::Digest,
+) -> anyhow::Result<BTreeMap<String, strata_store::Digest>> {
+    let manifest = store.read_manifest(digest)?;
+    Ok(manifest
+        .layers
+        .iter()
+        .filter_map(|layer| {
+            let name = layer.annotations.get(media::TENSOR_NAME)?;
+            Some((name.clone(), layer.digest.clone()))
+        })
+        .collect())
+}
+
+fn norm(view: Option<&TensorView>) -> anyhow::Result<f64> {
+    let Some(view) = view else { return Ok(0.0) };
+    let tensor = float_tensor(view, &Device::Cpu)?;
+    Ok(f64::from(
+        tensor.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt(),
+    ))
+}
+
+fn difference_norm(left: Option<&TensorView>, right: Option<&TensorView>) -> anyhow::Result<f64> {
+    let (Some(left), Some(right)) = (left, right) else {
+        return Ok(0.0);
+    };
+    if left.shape != right.shape {
+        bail!(
+            "`{}` changed shape from {:?} to {:?}",
+            left.name,
+            left.shape,
+            right.shape
+        );
+    }
+    let left = float_tensor(left, &Device::Cpu)?;
+    let right = float_tensor(right, &Device::Cpu)?;
+    let difference = (right - left)?;
+    Ok(f64::from(
+        difference.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt(),
+    ))
+}
+
+/// Prints the norm of each adapter's weight update `scale·B·A` of a version.
+fn print_adapter_updates(label: &str, model: &LoadedModel) -> anyhow::Result<()> {
+    let Some(adapters) = strata_learning::learn::parent_adapters(model)? else {
+        return Ok(());
+    };
+    let norms = adapters.update_norms()?;
+    let total: f64 = norms
+        .iter()
+        .map(|(_, norm)| norm * norm)
+        .sum::<f64>()
+        .sqrt();
+    println!(
+        "{label}: {} adapters (rank {}, alpha {}), ‖update‖ = {total:.4}",
+        norms.len(),
+        adapters.config.rank,
+        adapters.config.alpha
+    );
+    for (stem, norm) in norms {
+        println!("  {stem}  ‖ΔW‖ = {norm:.4}");
+    }
+    Ok(())
+}
