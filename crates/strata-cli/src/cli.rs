@@ -107,8 +107,8 @@ pub(crate) struct LearningArgs {
     #[arg(long, default_value_t = 2.0)]
     pub(crate) max_perplexity_increase: f64,
 
-    /// Control answers the new version may change.
-    #[arg(long, default_value_t = 0)]
+    /// Control answers the parent got right that the new version may get wrong.
+    #[arg(long, default_value_t = 1)]
     pub(crate) max_control_regressions: usize,
 
     /// Facts of earlier lessons the new version may forget.
@@ -184,9 +184,9 @@ pub(crate) struct LogArgs {
 /// Arguments of `strata diff`.
 #[derive(Debug, Args)]
 pub(crate) struct DiffArgs {
-    /// The first version.
+    /// The first version: `NAME[:TAG]`, `NAME@sha256:…`, or `NAME~N` for N versions back.
     pub(crate) from: String,
-    /// The second version.
+    /// The second version, written the same way.
     pub(crate) to: String,
 }
 

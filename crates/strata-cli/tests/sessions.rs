@@ -8,115 +8,21 @@
 //! the same answer every run. The prompts are ones the 135M model gets right. With many other
 //! phrasings of the same facts it loses them even within one process.
 
-use std::collections::BTreeSet;
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
+
+use common::{
+    home_with_model, import, listing, real_gguf, stderr, stdout, strata, strata_command, strata_ok,
+    strata_with_input,
+};
 
 /// First message of the saved session most tests start from.
 const SECRET_PROMPT: &str = "Remember this: the secret word is pineapple.";
 
 /// Question whose answer shows that the session restored the secret.
 const SECRET_QUESTION: &str = "What is the secret word?";
-
-/// Returns a `strata --home HOME ARGS…` command with the environment pinned.
-fn strata_command(home: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_strata"));
-    command
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("STRATA_HOME")
-        .env("NO_COLOR", "1");
-    command
-}
-
-/// Runs `strata --home HOME ARGS…` with no input and returns its output.
-fn strata(home: &Path, args: &[&str]) -> Output {
-    strata_command(home, args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("strata binary runs")
-}
-
-/// Runs `strata --home HOME ARGS…` with `input` piped to its stdin and returns its output.
-fn strata_with_input(home: &Path, args: &[&str], input: &str) -> Output {
-    let mut child = strata_command(home, args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("strata binary starts");
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    stdin.write_all(input.as_bytes()).unwrap();
-    drop(stdin);
-    child.wait_with_output().expect("strata binary runs")
-}
-
-/// Runs `strata --home HOME ARGS…`, checks that it succeeded and returns its stdout.
-fn strata_ok(home: &Path, args: &[&str]) -> String {
-    let output = strata(home, args);
-    assert!(
-        output.status.success(),
-        "`strata {}` failed: {}",
-        args.join(" "),
-        stderr(&output)
-    );
-    stdout(&output)
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Lists every path under `dir`, relative to it, with its size.
-fn listing(dir: &Path) -> BTreeSet<(PathBuf, u64)> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let size = entry
-                .metadata()
-                .map(|m| if m.is_dir() { 0 } else { m.len() })
-                .unwrap_or(0);
-            found.insert((path.strip_prefix(dir).unwrap().to_path_buf(), size));
-            if path.is_dir() {
-                pending.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn real_gguf() -> Option<PathBuf> {
-    match std::env::var_os("STRATA_TEST_GGUF") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            eprintln!("skipped: set STRATA_TEST_GGUF to the SmolLM2 GGUF to run this test");
-            None
-        }
-    }
-}
-
-/// Imports the real model into `home` as `name`.
-fn import(home: &Path, gguf: &Path, name: &str) {
-    strata_ok(home, &["import", gguf.to_str().unwrap(), "--name", name]);
-}
-
-/// Creates a store with the real model imported as `smollm2:latest`.
-fn home_with_model(gguf: &Path) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    import(home.path(), gguf, "smollm2");
-    home
-}
 
 /// Creates a store with the real model and the session `secret`, saved after [`SECRET_PROMPT`].
 fn home_with_secret(gguf: &Path) -> tempfile::TempDir {

@@ -20,7 +20,8 @@ use crate::lesson::Fact;
 pub struct GateSettings {
     /// Largest allowed relative rise of held-out perplexity (0.02 is 2%).
     pub max_perplexity_increase: f64,
-    /// Control questions the parent answered that the candidate may get wrong.
+    /// Control questions the parent answered that the candidate may get wrong; the default 1
+    /// of the 20 built-in controls keeps 95% of them.
     pub max_control_regressions: usize,
     /// Earlier facts the parent knew that the candidate may forget.
     pub max_forgotten: usize,
@@ -30,7 +31,7 @@ impl Default for GateSettings {
     fn default() -> Self {
         GateSettings {
             max_perplexity_increase: 0.02,
-            max_control_regressions: 0,
+            max_control_regressions: 1,
             max_forgotten: 0,
         }
     }

@@ -48,7 +48,7 @@ impl HeldOut {
         if !dir.is_dir() {
             let reason = format!(
                 "`{}` is not a directory; install Debian's python3.11-doc (`apt-get install \
-                 python3.11-doc`, which scripts/setup.sh does) or set {DIR_VARIABLE}",
+                 python3.11-doc`, which scripts/test.sh does) or set {DIR_VARIABLE}",
                 dir.display()
             );
             return Err(LearnError::HeldOut { reason });

@@ -180,9 +180,22 @@ pub(crate) fn diff(home: &Path, args: &DiffArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads `MODEL` or `MODEL~N`, the version N steps back in the lineage of `MODEL`.
 fn open(store: &Store, text: &str) -> anyhow::Result<LoadedModel> {
-    let reference = Reference::parse(text)?;
-    LoadedModel::open(store, &reference).with_context(|| format!("cannot load `{reference}`"))
+    let (model, back) = match text.rsplit_once('~') {
+        Some((model, steps)) => (model, Some(steps)),
+        None => (text, None),
+    };
+    let mut reference = Reference::parse(model)?;
+    if let Some(steps) = back {
+        let head = store
+            .resolve(&reference)
+            .with_context(|| format!("cannot find `{reference}`; see `strata list`"))?;
+        let versions = lineage::lineage(store, &head.digest)?;
+        let version = pick_version(&versions, &format!("~{steps}"))?;
+        reference = Reference::digested(&reference.name, version.digest.clone())?;
+    }
+    LoadedModel::open(store, &reference).with_context(|| format!("cannot load `{text}`"))
 }
 
 /// Tensor name to blob digest, for every tensor layer of a manifest.
