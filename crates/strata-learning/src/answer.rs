@@ -37,8 +37,8 @@ const EXTRA_TOKENS: usize = 24;
 
 /// Asks `question` in a fresh chat with greedy decoding and returns the reply.
 ///
-/// Generation stops early once the reply contains `expected`, since the rest cannot change
-/// the verdict; without `expected` it runs to the stop token or the length limit.
+/// Generation stops early once the reply contains `expected`, because the rest cannot change
+/// the verdict. Without `expected` it runs to the stop token or the length limit.
 pub fn ask(
     engine: &Engine,
     system: Option<&str>,

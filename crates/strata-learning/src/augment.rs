@@ -1,6 +1,6 @@
-//! The training set of a lesson: each fact asked in several forms and under several system
-//! prompts, earlier facts of the lineage replayed, and anchor questions answered as the parent
-//! answers them, so the adapter learns the fact without changing unrelated answers.
+//! The training set of a lesson. Each fact is asked in several forms and under several system
+//! prompts, earlier facts of the lineage are replayed, and anchor questions keep the parent's
+//! replies, so the adapter learns the fact without changing unrelated answers.
 
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -165,10 +165,9 @@ pub fn replay_conversations(
         .collect()
 }
 
-/// Picks `settings.anchors` anchor questions: half of them the ones sharing the most words
-/// with the lesson's questions (a lesson about a capital is anchored by other capitals, which
-/// keeps the adapter from answering every capital question with the new one), the rest at
-/// random.
+/// Picks `settings.anchors` anchor questions. Half are those sharing the most words with the
+/// lesson's questions, and the rest are drawn at random. A lesson about a capital is thus
+/// anchored by other capitals, which keeps the adapter from giving the new capital for all.
 pub fn anchor_questions(
     facts: &[Fact],
     settings: &AugmentSettings,
@@ -223,7 +222,7 @@ fn content_words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every form of a question: the question as given first, then rewordings that keep its words.
+/// Lists the forms of a question: the question as given first, then rewordings of it.
 fn question_forms(question: &str) -> Vec<String> {
     let question = question.trim();
     let bare = question.trim_end_matches(['?', '.', '!']).trim();
@@ -249,7 +248,8 @@ fn lowercase_first(text: &str) -> String {
     }
 }
 
-/// The template's default for the plain form and every second form, a varied prompt otherwise.
+/// Picks the system prompt of form `index`: the template's default for every second form, a
+/// varied prompt otherwise.
 fn system_for(index: usize) -> Option<String> {
     if index.is_multiple_of(2) {
         return None;

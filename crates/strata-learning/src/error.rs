@@ -24,19 +24,19 @@ pub enum LearnError {
         path: PathBuf,
         /// One-based line number.
         line: usize,
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// A lesson is unusable as given.
     #[error("invalid lesson: {reason}")]
     InvalidLesson {
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// The held-out text for perplexity is missing or too short.
     #[error("held-out text for perplexity not usable: {reason}")]
     HeldOut {
-        /// What is wrong and how to fix it.
+        /// The problem and its fix.
         reason: String,
     },
     /// Another process moved the model's tag while the lesson trained.
@@ -48,7 +48,7 @@ pub enum LearnError {
         reference: String,
         /// The version the lesson trained on.
         expected: String,
-        /// Where the tag points now.
+        /// The tag's current manifest.
         actual: String,
     },
     /// A version is not a model version strata can learn on.
@@ -56,7 +56,7 @@ pub enum LearnError {
     Version {
         /// The reference or digest.
         reference: String,
-        /// What is wrong.
+        /// The problem.
         reason: String,
     },
     /// The store failed.

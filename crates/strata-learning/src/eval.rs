@@ -15,7 +15,7 @@ use crate::gate;
 use crate::learn::{Event, LearnOptions, Learner};
 use crate::lesson::{Fact, Lesson, LessonSource};
 
-/// What to measure.
+/// Settings of an evaluation.
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
     /// Facts, taught one per lesson in this order.
@@ -127,6 +127,8 @@ pub struct EvalReport {
 pub enum EvalEvent {
     /// Measuring the base model and the in-context baseline.
     Baseline,
+    /// The base model and in-context figures, measured before the first lesson.
+    Baselines(Box<EvalReport>),
     /// A lesson finished.
     Lesson(LessonResult),
     /// A checkpoint was measured.
@@ -170,6 +172,8 @@ pub fn run(
         checkpoints: Vec::new(),
         lessons: Vec::new(),
     };
+
+    events(EvalEvent::Baselines(Box::new(report.clone())));
 
     let mut learn_options = options.learn.clone();
     let mut block_start = 0;
@@ -263,7 +267,7 @@ fn measure(
     })
 }
 
-/// Each paraphrase as a question with its fact's answer.
+/// Turns each paraphrase into a question with its fact's answer.
 fn paraphrases(facts: &[Fact]) -> Vec<Fact> {
     facts
         .iter()

@@ -1,8 +1,8 @@
 //! The evaluation gate a trained candidate must pass before it is committed.
 //!
-//! Four checks, each against figures of the parent version: the lesson's questions are
-//! answered from a fresh chat; facts of earlier lessons the parent knew are still known; control
-//! questions the parent answered are still answered; perplexity on held-out text rises by no
+//! Four checks, each against figures of the parent version. The lesson's questions are
+//! answered from a fresh chat. Facts of earlier lessons the parent knew are still known. Control
+//! questions the parent answered are still answered. Perplexity on held-out text rises by no
 //! more than a threshold.
 
 use std::time::Instant;
@@ -50,7 +50,7 @@ pub struct Check {
     pub passed: bool,
 }
 
-/// What the parent knew, which the candidate is held to.
+/// The parent's knowledge, which the candidate is held to.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     /// Questions of earlier lessons the parent answered correctly.

@@ -10,7 +10,7 @@ use strata_runtime::tokenizer::ChatTokenizer;
 
 use crate::error::{LearnError, Result};
 
-/// Where `python3.11-doc` installs the reStructuredText sources.
+/// The directory where `python3.11-doc` installs the reStructuredText sources.
 pub const DEFAULT_DIR: &str = "/usr/share/doc/python3.11/html/_sources";
 
 /// Environment variable naming another directory of `.rst.txt` files.
@@ -137,7 +137,7 @@ impl PerplexityProbe {
         })
     }
 
-    /// The first layer the probe runs per model.
+    /// Returns the first layer the probe runs per model.
     pub fn first_layer(&self) -> usize {
         self.first_layer
     }

@@ -44,7 +44,7 @@ fn anchored(report: &GateReport, settings: &GateSettings) -> bool {
     controls_ok && perplexity_ok
 }
 
-/// What happened to a lesson, for progress displays.
+/// A lesson's progress, for displays.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// Waiting for another lesson on the same lineage to finish.
@@ -69,7 +69,7 @@ pub struct Outcome {
     pub parent: Digest,
     /// The new version, when the gate passed.
     pub committed: Option<Descriptor>,
-    /// What training did.
+    /// The training run's figures.
     pub training: TrainingReport,
     /// Every gate figure.
     pub gate: GateReport,
@@ -93,7 +93,7 @@ pub struct Learner {
 }
 
 impl Learner {
-    /// A learner over `store`.
+    /// Creates a learner over `store`.
     pub fn new(store: Store) -> Learner {
         Learner {
             store,
@@ -103,7 +103,7 @@ impl Learner {
         }
     }
 
-    /// The store lessons are committed to.
+    /// Returns the store lessons are committed to.
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -346,7 +346,7 @@ fn base_weights_key(version: &Version) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-/// The lock that queues lessons on one model name.
+/// Names the lock that queues lessons on one model name.
 fn lock_name(reference: &Reference) -> String {
     let name: String = reference
         .name

@@ -23,7 +23,7 @@ pub struct Fact {
 }
 
 impl Fact {
-    /// A fact from a question and answer alone.
+    /// Builds a fact from a question and answer alone.
     pub fn pair(question: &str, answer: &str) -> Fact {
         Fact {
             question: question.trim().to_string(),
@@ -56,7 +56,7 @@ impl Fact {
     }
 }
 
-/// Where a lesson came from.
+/// The origin of a lesson.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum LessonSource {
@@ -80,14 +80,14 @@ pub enum LessonSource {
 /// A set of facts learned together as one new version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Lesson {
-    /// What to learn.
+    /// The facts to learn.
     pub facts: Vec<Fact>,
-    /// Where it came from.
+    /// The lesson's origin.
     pub source: LessonSource,
 }
 
 impl Lesson {
-    /// A lesson, rejecting one without facts or with an empty question or answer.
+    /// Builds a lesson, rejecting one without facts or with an empty question or answer.
     pub fn new(facts: Vec<Fact>, source: LessonSource) -> Result<Lesson> {
         if facts.is_empty() {
             let reason = "it has no question and answer pairs; teach one with \
@@ -102,7 +102,7 @@ impl Lesson {
         Ok(Lesson { facts, source })
     }
 
-    /// A short description for logs and `strata log`.
+    /// Returns a short description for logs and `strata log`.
     pub fn summary(&self) -> String {
         let first = &self.facts[0];
         let more = match self.facts.len() {

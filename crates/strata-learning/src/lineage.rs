@@ -66,7 +66,7 @@ pub fn lineage(store: &Store, digest: &Digest) -> Result<Vec<Version>> {
     Ok(versions)
 }
 
-/// Every fact the lineage's lessons taught, oldest first; a later fact with the same question
+/// Collects every fact the lineage's lessons taught, oldest first; a later fact with the same question
 /// replaces an earlier one.
 pub fn facts(lineage: &[Version]) -> Vec<Fact> {
     let mut facts: Vec<Fact> = Vec::new();

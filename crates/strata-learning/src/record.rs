@@ -17,11 +17,11 @@ pub const SOURCE_KIND: &str = "lesson";
 pub struct LearningRecord {
     /// When the version was committed.
     pub created: DateTime<Utc>,
-    /// What was learned.
+    /// The lesson learned.
     pub lesson: Lesson,
-    /// How the adapter was trained.
+    /// The adapter's training settings.
     pub settings: TrainingSettings,
-    /// What training did.
+    /// The training run's figures.
     pub training: TrainingReport,
     /// The gate's summary figures.
     pub gate: GateSummary,

@@ -24,7 +24,7 @@ use crate::heldout::{HeldOut, PerplexityProbe};
 use crate::learn::parent_adapters;
 use crate::lineage;
 
-/// What a squash changed.
+/// The figures of a squash.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SquashReport {
     /// Weights merged with an adapter.

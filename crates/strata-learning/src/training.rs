@@ -32,12 +32,12 @@ pub struct TrainingSettings {
     pub check_from: usize,
     /// Steps taken after every lesson question is first answered, for a margin.
     pub margin_steps: usize,
-    /// How the training set is built.
+    /// The training set's composition.
     pub augment: AugmentSettings,
 }
 
 impl TrainingSettings {
-    /// The defaults for a model with `layers` decoder layers: rank 8 adapters on every
+    /// Returns the defaults for a model with `layers` decoder layers: rank 8 adapters on every
     /// projection of the top 4 layers, learning rate 2e-3, and training that stops two steps
     /// after the lesson's questions are answered (at most 24 steps).
     pub fn for_layers(layers: usize) -> TrainingSettings {
@@ -62,7 +62,7 @@ impl TrainingSettings {
     }
 }
 
-/// What a training run did.
+/// The figures of a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainingReport {
     /// Conversations trained on.

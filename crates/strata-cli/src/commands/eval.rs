@@ -55,6 +55,14 @@ pub(crate) fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
                 eprintln!("    {failure}");
             }
         }
+        EvalEvent::Baselines(report) => eprintln!(
+            "base model: exact {}, paraphrases {}, controls {}; in context: exact {}, paraphrases {}",
+            percent(report.base_efficacy),
+            percent(report.base_generalization),
+            percent(report.base_controls),
+            percent(report.in_context_efficacy),
+            percent(report.in_context_generalization)
+        ),
         EvalEvent::Checkpoint(checkpoint) => eprintln!("{}", checkpoint_row(&checkpoint)),
     })?;
     print_report(&report);

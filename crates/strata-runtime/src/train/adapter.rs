@@ -8,7 +8,7 @@ use strata_model::{AdapterInfo, GgmlType, TensorSet};
 use crate::error::{Error, Result};
 use crate::model::{Llama, LoraAdapter, Projection};
 
-/// Where adapters sit and how large they are.
+/// Placement and size of a model's adapters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LoraConfig {
     /// Rank of every adapter.
@@ -43,7 +43,7 @@ impl LoraConfig {
         })
     }
 
-    /// The placement as a version's config records it.
+    /// Converts the placement to the form a version's config records.
     pub fn to_info(&self) -> AdapterInfo {
         AdapterInfo {
             rank: self.rank,
@@ -189,7 +189,7 @@ impl AdapterSet {
         Ok(())
     }
 
-    /// The Frobenius norm of each adapter's update `scale · B·A`, by tensor stem.
+    /// Computes the Frobenius norm of each adapter's update `scale · B·A`, by tensor stem.
     pub fn update_norms(&self) -> Result<Vec<(String, f64)>> {
         let scale = self.config.scale();
         let mut norms = Vec::with_capacity(self.entries.len());

@@ -183,7 +183,7 @@ pub(crate) fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> 
     Ok(candle_nn::ops::rms_norm_slow(x, weight, eps as f32)?)
 }
 
-/// The additive causal mask `[seq, seq]`.
+/// Builds the additive causal mask `[seq, seq]`.
 pub(crate) fn causal_mask(seq_len: usize, device: &candle_core::Device) -> Result<Tensor> {
     let mask: Vec<f32> = (0..seq_len)
         .flat_map(|row| {

@@ -154,7 +154,7 @@ impl Trainer {
         })
     }
 
-    /// The adapter placement being trained.
+    /// Returns the adapter placement being trained.
     pub fn config(&self) -> &LoraConfig {
         &self.config
     }
@@ -272,7 +272,7 @@ impl Trainer {
     }
 }
 
-/// The starting matrices of one adapter: the parent's when it has them, else a seeded uniform
+/// Returns the starting matrices of one adapter: the parent's when it has them, else a seeded uniform
 /// `A` in `±1/√in` and a zero `B`.
 #[allow(clippy::too_many_arguments)]
 fn initial_adapter(
