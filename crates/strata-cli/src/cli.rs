@@ -81,7 +81,7 @@ pub(crate) struct LearningArgs {
     #[arg(long, value_delimiter = ',', default_value = "q,k,v,o,gate,up,down")]
     pub(crate) targets: Vec<String>,
 
-    /// Most training steps per lesson; training stops two steps after the lesson is answered.
+    /// Maximum training steps per lesson; training stops two steps after the lesson is answered.
     #[arg(long, default_value_t = 24)]
     pub(crate) steps: usize,
 

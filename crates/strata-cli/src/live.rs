@@ -146,7 +146,7 @@ impl Live {
     }
 
     /// Saves the chat back under its attached name, unless another process saved that name
-    /// meanwhile: then under the first free name `NAME-2`, `NAME-3`, …, so nothing is lost.
+    /// meanwhile: then under the first free name from `NAME-2` to `NAME-99`, so nothing is lost.
     pub(crate) fn save_attached(&mut self) -> anyhow::Result<()> {
         let Some((name, state)) = self.attached.clone() else {
             anyhow::bail!("this session has no name yet; use /save NAME");

@@ -180,7 +180,7 @@ fn read_message(editor: &mut DefaultEditor) -> Result<Option<String>, ReadlineEr
     }
 }
 
-/// The text after the command word, when there is any.
+/// Returns the text after the command word, when there is any.
 fn rest_of(trimmed: &str) -> Option<String> {
     let (_, rest) = trimmed.split_once(char::is_whitespace)?;
     let rest = rest.trim();

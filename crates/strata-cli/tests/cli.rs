@@ -3,62 +3,12 @@
 //! Tests that need the real SmolLM2 GGUF read its path from `STRATA_TEST_GGUF` and skip with a
 //! notice when it is unset; `scripts/test.sh` sets it.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-/// Runs `strata --home HOME ARGS…` and returns its output.
-fn strata(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("STRATA_HOME")
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("strata binary runs")
-}
+use std::path::Path;
+use std::process::Command;
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// Every path under `dir`, relative to it, with its size.
-fn listing(dir: &Path) -> BTreeSet<(PathBuf, u64)> {
-    let mut found = BTreeSet::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let size = entry
-                .metadata()
-                .map(|m| if m.is_dir() { 0 } else { m.len() })
-                .unwrap_or(0);
-            found.insert((path.strip_prefix(dir).unwrap().to_path_buf(), size));
-            if path.is_dir() {
-                pending.push(path);
-            }
-        }
-    }
-    found
-}
-
-fn real_gguf() -> Option<PathBuf> {
-    match std::env::var_os("STRATA_TEST_GGUF") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            eprintln!("skipped: set STRATA_TEST_GGUF to the SmolLM2 GGUF to run this test");
-            None
-        }
-    }
-}
+use common::{listing, real_gguf, stderr, stdout, strata};
 
 /// A store with the real model imported as `smollm2:latest`.
 fn home_with_model(gguf: &Path) -> tempfile::TempDir {

@@ -221,7 +221,7 @@ fn bad_lessons_name_the_problem() {
     let _ = stdout(&output);
 }
 
-/// The blobs and the index: what a lesson writes when it commits.
+/// Returns the blobs and the index, the two things a committed lesson writes.
 fn store_state(
     home: &Path,
 ) -> (

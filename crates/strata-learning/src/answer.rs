@@ -32,7 +32,7 @@ pub fn contains(reply: &str, answer: &str) -> bool {
     format!(" {reply} ").contains(&format!(" {answer} "))
 }
 
-/// Most tokens generated when checking an answer, besides the answer's own length.
+/// Maximum tokens generated when checking an answer, besides the answer's own length.
 const EXTRA_TOKENS: usize = 24;
 
 /// Asks `question` in a fresh chat with greedy decoding and returns the reply.

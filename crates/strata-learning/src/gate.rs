@@ -99,7 +99,7 @@ impl GateReport {
         self.perplexity_after / self.perplexity_before - 1.0
     }
 
-    /// The baseline a child of the candidate is held to.
+    /// Returns the baseline a child of the candidate is held to.
     pub fn baseline(&self) -> Baseline {
         let passed = |checks: &[Check]| {
             checks

@@ -54,7 +54,7 @@ pub enum Event {
         /// The parent's manifest digest.
         parent: Digest,
     },
-    /// Measuring what the parent knows.
+    /// Measuring the parent's baseline.
     Baseline,
     /// Training progress.
     Training(Progress),
@@ -150,7 +150,7 @@ impl Learner {
         }
 
         events(Event::Baseline);
-        let probe_key = self.probe_key(parent, settings.lora.first_layer, options)?;
+        let probe_key = self.probe_key(&engine, parent, settings.lora.first_layer, options)?;
         let baseline = self.baseline(&engine, parent, &probe_key, &options.controls)?;
 
         let lesson_questions: Vec<&str> =
@@ -237,9 +237,11 @@ impl Learner {
         })
     }
 
-    /// Builds (once) the probe for the parent's frozen layers below `first_layer`.
+    /// Builds (once) the probe for the parent's frozen layers below `first_layer`, from the
+    /// parent's engine: its adapters all sit at or above `first_layer`.
     fn probe_key(
         &mut self,
+        engine: &Engine,
         parent: &Version,
         first_layer: usize,
         options: &LearnOptions,
@@ -248,9 +250,6 @@ impl Learner {
         if self.probes.contains_key(&key) {
             return Ok(key);
         }
-        let by_digest = Reference::digested("probe", parent.digest.clone())?;
-        let loaded = LoadedModel::open(&self.store, &by_digest)?;
-        let engine = Engine::load(&loaded)?;
         if self.heldout.is_none() {
             self.heldout = Some(HeldOut::load(
                 options.heldout_dir.as_deref(),
@@ -268,7 +267,7 @@ impl Learner {
         Ok(key)
     }
 
-    /// What the parent knows: from its record when it has one for this sample and these
+    /// Returns the parent's baseline: from its record when it has one for this sample and these
     /// controls, otherwise measured.
     fn baseline(
         &mut self,
@@ -278,6 +277,7 @@ impl Learner {
         controls: &[Fact],
     ) -> Result<Baseline> {
         let probe = &self.probes[probe_key];
+
         if let Some(record) = &parent.record {
             let same_controls = controls
                 .iter()
@@ -289,6 +289,7 @@ impl Learner {
         if let Some(baseline) = self.baselines.get(&parent.digest) {
             return Ok(baseline.clone());
         }
+
         let started = Instant::now();
         let control_checks = gate::ask_all(engine, controls)?;
         let facts = lineage::facts(std::slice::from_ref(parent));

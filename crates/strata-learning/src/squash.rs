@@ -16,7 +16,7 @@ use strata_model::{GgmlType, media};
 use strata_runtime::engine::Engine;
 use strata_runtime::model::linear::{encode_tensor, float_tensor};
 use strata_runtime::train::adapter::is_adapter_tensor;
-use strata_store::{Descriptor, Manifest, Reference, Store, StoreError};
+use strata_store::{Descriptor, Manifest, Reference, Store};
 
 use crate::error::{LearnError, Result};
 use crate::gate;
@@ -135,21 +135,7 @@ pub fn squash(
     let facts_after = passed(&gate::ask_all(&engine, &facts)?);
     let perplexity_after = probe.perplexity(engine.model())?;
 
-    match store.set_tag_if(reference, &descriptor, Some(&parent.digest)) {
-        Ok(_) => {}
-        Err(StoreError::TagMoved {
-            reference,
-            expected,
-            actual,
-        }) => {
-            return Err(LearnError::Moved {
-                reference,
-                expected,
-                actual,
-            });
-        }
-        Err(error) => return Err(error.into()),
-    }
+    crate::version::move_tag(store, reference, &descriptor, &parent.digest)?;
     let report = SquashReport {
         merged: merged.len(),
         perplexity_before,

@@ -179,7 +179,7 @@ pub fn train(
         if steps >= settings.check_from && steps % 2 == 0 {
             trainer.adapters()?.attach(engine.model_mut())?;
             if answers_all(engine, &lesson.facts)? {
-                tracing::debug!(steps, "lesson answered");
+                tracing::debug!(steps, "every lesson question answered correctly");
                 answered_at = Some(steps);
                 if settings.margin_steps == 0 {
                     break;

@@ -2,7 +2,7 @@
 //! that records the lesson, and the tag moved only if it still names the parent.
 
 use chrono::Utc;
-use strata_model::{ModelConfig, media};
+use strata_model::{GgmlType, ModelConfig, media};
 use strata_runtime::train::AdapterSet;
 use strata_runtime::train::adapter::is_adapter_tensor;
 use strata_store::{Descriptor, Digest, Manifest, Reference, Store, StoreError};
@@ -54,23 +54,31 @@ pub fn commit(
     manifest.artifact_type = Some(media::MODEL_ARTIFACT_TYPE.to_string());
     let descriptor = store.put_manifest(&manifest)?;
 
-    match store.set_tag_if(reference, &descriptor, Some(&parent.digest)) {
-        Ok(_) => {}
+    move_tag(store, reference, &descriptor, &parent.digest)?;
+    tracing::info!(%reference, digest = %descriptor.digest, parent = %parent.digest, "committed learned version");
+    Ok(descriptor)
+}
+
+/// Moves `reference` to `descriptor` only if it still names `parent`.
+pub(crate) fn move_tag(
+    store: &Store,
+    reference: &Reference,
+    descriptor: &Descriptor,
+    parent: &Digest,
+) -> Result<()> {
+    match store.set_tag_if(reference, descriptor, Some(parent)) {
+        Ok(_) => Ok(()),
         Err(StoreError::TagMoved {
             reference,
             expected,
             actual,
-        }) => {
-            return Err(LearnError::Moved {
-                reference,
-                expected,
-                actual,
-            });
-        }
-        Err(error) => return Err(error.into()),
+        }) => Err(LearnError::Moved {
+            reference,
+            expected,
+            actual,
+        }),
+        Err(error) => Err(error.into()),
     }
-    tracing::info!(%reference, digest = %descriptor.digest, parent = %parent.digest, "committed learned version");
-    Ok(descriptor)
 }
 
 /// Builds the child's config from the parent's.
@@ -98,13 +106,12 @@ fn child_config(
 /// Stores one f32 tensor as a weight layer.
 fn tensor_layer(store: &Store, name: &str, shape: &[usize], bytes: &[u8]) -> Result<Descriptor> {
     let digest = store.put_blob(bytes)?;
-    let mut descriptor = Descriptor::new(media::WEIGHT_MEDIA_TYPE, digest, bytes.len() as u64);
-    let annotations = &mut descriptor.annotations;
-    annotations.insert(media::TENSOR_NAME.to_string(), name.to_string());
-    annotations.insert(media::TENSOR_DTYPE.to_string(), "f32".to_string());
-    annotations.insert(
-        media::TENSOR_SHAPE.to_string(),
-        serde_json::to_string(shape)?,
-    );
-    Ok(descriptor)
+    let size = bytes.len() as u64;
+    Ok(media::tensor_layer(
+        digest,
+        size,
+        name,
+        GgmlType::F32,
+        shape,
+    ))
 }

@@ -244,19 +244,8 @@ fn store_tensor(store: &Store, tensor: &SourceTensor<'_>) -> Result<(Descriptor,
         let mut reader = tensor.bytes;
         store.put_blob_from_reader(&mut reader, Some(&digest))?;
     }
-    let mut descriptor =
-        Descriptor::new(media::WEIGHT_MEDIA_TYPE, digest, tensor.bytes.len() as u64);
-    let shape = serde_json::to_string(&tensor.shape).expect("shape serializes");
-    descriptor
-        .annotations
-        .insert(media::TENSOR_NAME.to_string(), tensor.name.clone());
-    descriptor.annotations.insert(
-        media::TENSOR_DTYPE.to_string(),
-        tensor.dtype.name().to_string(),
-    );
-    descriptor
-        .annotations
-        .insert(media::TENSOR_SHAPE.to_string(), shape);
+    let size = tensor.bytes.len() as u64;
+    let descriptor = media::tensor_layer(digest, size, &tensor.name, tensor.dtype, &tensor.shape);
     Ok((descriptor, was_new))
 }
 

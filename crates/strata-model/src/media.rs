@@ -17,3 +17,21 @@ pub const TENSOR_NAME: &str = "org.strata.tensor.name";
 pub const TENSOR_DTYPE: &str = "org.strata.tensor.dtype";
 /// Annotation carrying a tensor's shape as a JSON array, outermost dimension first.
 pub const TENSOR_SHAPE: &str = "org.strata.tensor.shape";
+
+/// Builds the layer descriptor of a stored tensor: the weight media type with the tensor's name,
+/// dtype and shape as annotations.
+pub fn tensor_layer(
+    digest: strata_store::Digest,
+    size: u64,
+    name: &str,
+    dtype: crate::GgmlType,
+    shape: &[usize],
+) -> strata_store::Descriptor {
+    let mut descriptor = strata_store::Descriptor::new(WEIGHT_MEDIA_TYPE, digest, size);
+    let shape = serde_json::to_string(shape).expect("a shape serializes");
+    let annotations = &mut descriptor.annotations;
+    annotations.insert(TENSOR_NAME.to_string(), name.to_string());
+    annotations.insert(TENSOR_DTYPE.to_string(), dtype.name().to_string());
+    annotations.insert(TENSOR_SHAPE.to_string(), shape);
+    descriptor
+}

@@ -36,7 +36,7 @@ pub enum Error {
     /// Invalid LoRA settings or adapter tensors.
     #[error("invalid LoRA adapter: {reason}")]
     Lora {
-        /// What is wrong.
+        /// The problem.
         reason: String,
     },
     /// An operation that needs at least one token received none.

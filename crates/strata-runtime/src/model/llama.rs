@@ -47,7 +47,7 @@ impl Projection {
         Projection::Down,
     ];
 
-    /// The tensor-name part GGUF files use for the projection, such as `attn_q`.
+    /// Returns the tensor-name part GGUF files use for the projection, such as `attn_q`.
     pub fn gguf_name(self) -> &'static str {
         match self {
             Projection::Query => "attn_q",
@@ -60,7 +60,7 @@ impl Projection {
         }
     }
 
-    /// The short name used on the command line: `q`, `k`, `v`, `o`, `gate`, `up` or `down`.
+    /// Returns the short name used on the command line: `q`, `k`, `v`, `o`, `gate`, `up` or `down`.
     pub fn short_name(self) -> &'static str {
         match self {
             Projection::Query => "q",
@@ -489,7 +489,7 @@ impl Llama {
         }
     }
 
-    /// The weights of decoder layer `layer`, or `None` when it is out of range.
+    /// Returns the weights of decoder layer `layer`, or `None` when it is out of range.
     pub fn layer_parts(&self, layer: usize) -> Option<LayerParts<'_>> {
         let decoder = self.layers.get(layer)?;
         let attention = &decoder.attention;
@@ -510,17 +510,17 @@ impl Llama {
         })
     }
 
-    /// Weight of the final RMS norm.
+    /// Returns the weight of the final RMS norm.
     pub fn output_norm(&self) -> &Tensor {
         &self.norm
     }
 
-    /// The output projection from hidden states to logits.
+    /// Returns the output projection from hidden states to logits.
     pub fn lm_head(&self) -> &Linear {
         &self.lm_head
     }
 
-    /// The rotary embedding tables, `[max_positions, head_dim / 2]` each, and their pairing.
+    /// Returns the rotary embedding tables, `[max_positions, head_dim / 2]` each, and their pairing.
     pub fn rope_tables(&self) -> (&Tensor, &Tensor, strata_model::RopeStyle) {
         self.rope.tables()
     }
