@@ -60,6 +60,50 @@ pub(crate) enum Command {
     Rollback(RollbackArgs),
     /// Merge a version's adapters into its weights as a new base version.
     Squash(SquashArgs),
+    /// Serve the OpenAI-compatible API and strata's own endpoints over HTTP.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `strata serve`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  strata serve                                  http://127.0.0.1:11435/v1, pulls smollm2 if missing
+  strata serve --host 0.0.0.0 --api-key KEY     reachable from other machines, key required
+  curl http://127.0.0.1:11435/v1/chat/completions -d '{\"model\":\"smollm2\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")]
+pub(crate) struct ServeArgs {
+    /// Address to listen on; any address but loopback needs an API key.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: std::net::IpAddr,
+
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 11435)]
+    pub(crate) port: u16,
+
+    /// Key clients must send as `Authorization: Bearer KEY`.
+    #[arg(long, env = "STRATA_API_KEY", hide_env_values = true)]
+    pub(crate) api_key: Option<String>,
+
+    /// Model to make ready at start (pulled when it is a known model and missing); requests
+    /// may name any model in the store.
+    #[arg(long, default_value = "smollm2")]
+    pub(crate) model: String,
+
+    /// Requests decoded together per model.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) slots: usize,
+
+    /// Requests that may wait for a slot before new ones get 503.
+    #[arg(long, default_value_t = 64)]
+    pub(crate) queue: usize,
+
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub(crate) max_body: usize,
+
+    /// Seconds requests in flight may run after Ctrl-C or SIGTERM before they are cancelled.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) grace: u64,
 }
 
 /// Settings shared by `learn` and `eval`.

@@ -21,7 +21,9 @@ use crate::cli::{Cli, Command};
 fn main() {
     set_thread_count();
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // The server logs each request at the info level, so it shows them by default.
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_tracing(cli.verbose + u8::from(serving));
     let code = match dispatch(cli) {
         Ok(()) => exit::SUCCESS,
         Err(error) => exit::report(&error),
@@ -50,6 +52,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Tag(args) => commands::versions::tag(&home, &args),
         Command::Rollback(args) => commands::versions::rollback(&home, &args),
         Command::Squash(args) => commands::squash::run(&home, &args),
+        Command::Serve(args) => commands::serve::run(&home, &args),
     }
 }
 

@@ -2,7 +2,7 @@
 //! lessons taught.
 
 use strata_model::{ModelConfig, media};
-use strata_store::{Digest, Manifest, Store};
+use strata_store::{Descriptor, Digest, Manifest, Reference, Store};
 
 use crate::error::{LearnError, Result};
 use crate::lesson::Fact;
@@ -80,4 +80,61 @@ pub fn facts(lineage: &[Version]) -> Vec<Fact> {
         }
     }
     facts
+}
+
+/// Finds a version of `versions` (newest first) by `~N` (N versions back) or by a digest
+/// prefix of at least 4 hex digits.
+pub fn pick_version<'a>(versions: &'a [Version], text: &str) -> Result<&'a Version> {
+    let reject = |reason: String| LearnError::Version {
+        reference: text.to_owned(),
+        reason,
+    };
+    if let Some(steps) = text.strip_prefix('~') {
+        let steps: usize = steps
+            .parse()
+            .map_err(|_| reject("`~N` needs a number of versions back".to_owned()))?;
+        return versions.get(steps).ok_or_else(|| {
+            reject(format!(
+                "past the lineage, which has {} versions",
+                versions.len()
+            ))
+        });
+    }
+    let prefix = text.strip_prefix("sha256:").unwrap_or(text);
+    if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(reject(
+            "give `~N` or a digest (at least 4 hex digits) from `strata log`".to_owned(),
+        ));
+    }
+    let matches: Vec<&Version> = versions
+        .iter()
+        .filter(|version| version.digest.hex().starts_with(prefix))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(reject(
+            "no version of this lineage starts with it; see `strata log`".to_owned(),
+        )),
+        _ => Err(reject(format!(
+            "matches {} versions; give more digits",
+            matches.len()
+        ))),
+    }
+}
+
+/// Moves the tag `reference` back to the version `version` (as [`pick_version`] reads it) of
+/// its lineage, unless another writer moved the tag meanwhile. Deletes nothing. Returns the
+/// digests the tag pointed to before and after.
+pub fn rollback(store: &Store, reference: &Reference, version: &str) -> Result<(Digest, Digest)> {
+    let current = store.resolve(reference)?;
+    let versions = lineage(store, &current.digest)?;
+    let target = pick_version(&versions, version)?;
+    let mut descriptor = Descriptor::new(
+        strata_store::MANIFEST_MEDIA_TYPE,
+        target.digest.clone(),
+        store.blob_size(&target.digest)?,
+    );
+    descriptor.artifact_type = target.manifest.artifact_type.clone();
+    store.set_tag_if(reference, &descriptor, Some(&current.digest))?;
+    Ok((current.digest, target.digest.clone()))
 }

@@ -45,6 +45,14 @@ pub enum Error {
         /// The operation that was called.
         op: &'static str,
     },
+    /// A batched step received a different number of tokens and caches.
+    #[error("a batched step needs one token per cache, got {tokens} tokens for {caches} caches")]
+    BatchSize {
+        /// Number of tokens.
+        tokens: usize,
+        /// Number of caches.
+        caches: usize,
+    },
     /// A token id is outside the vocabulary.
     #[error("token id {token} is out of range for a vocabulary of {vocab_size}")]
     TokenOutOfRange {

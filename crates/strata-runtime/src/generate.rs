@@ -89,11 +89,20 @@ impl Sequence {
         Ok(logits)
     }
 
+    /// Feeds prompt tokens through the f32 copies of quantized weights
+    /// ([`Llama::forward_prompt`]) and returns the last position's logits, so they do not depend
+    /// on how many of the prompt's tokens were cached.
+    pub fn feed_dense(&mut self, model: &Llama, tokens: &[u32]) -> Result<Tensor> {
+        let logits = model.forward_prompt(tokens, &mut self.cache)?;
+        self.tokens.extend_from_slice(tokens);
+        Ok(logits)
+    }
+
     /// Feeds what of `prompt` is not cached yet and returns the logits after its last token.
     ///
     /// The cache is cut back to the longest common prefix of its tokens and `prompt`. A prompt
     /// that is entirely cached still has its last token fed again, because its logits are not
-    /// kept.
+    /// kept. The new tokens go through [`Sequence::feed_dense`], even when there is only one.
     pub fn feed_prompt(&mut self, model: &Llama, prompt: &[u32]) -> Result<Tensor> {
         if prompt.is_empty() {
             return Err(Error::EmptyInput { op: "generate" });
@@ -106,8 +115,28 @@ impl Sequence {
             "prefill"
         );
         self.truncate(common);
-        self.feed(model, &prompt[common..])
+        self.feed_dense(model, &prompt[common..])
     }
+}
+
+/// Feeds `tokens[i]` to `sequences[i]` for every `i` in one batched pass and returns their
+/// next-token logits, `[sequences.len(), vocab]`.
+///
+/// Each row is bit for bit what [`Sequence::feed`] gives for that sequence alone.
+pub fn feed_batch(
+    model: &Llama,
+    sequences: &mut [&mut Sequence],
+    tokens: &[u32],
+) -> Result<Tensor> {
+    let mut caches: Vec<&mut KvCache> = sequences
+        .iter_mut()
+        .map(|sequence| &mut sequence.cache)
+        .collect();
+    let logits = model.forward_batch(tokens, &mut caches)?;
+    for (sequence, &token) in sequences.iter_mut().zip(tokens) {
+        sequence.tokens.push(token);
+    }
+    Ok(logits)
 }
 
 /// Reason generation ended.

@@ -695,3 +695,75 @@ fn real_model_answers_capital_of_france() {
     // answer is "The capital of France is Paris.".
     assert!(answer.contains("Paris"), "answer without Paris: {answer:?}");
 }
+
+/// Prefills three sequences with different prompts, then returns them with their caches.
+fn three_prefilled(model: &Llama) -> Vec<Sequence> {
+    [&TOKENS[..3], &TOKENS[..7], &TOKENS[2..12]]
+        .into_iter()
+        .map(|prompt| {
+            let mut sequence = Sequence::new(model.new_cache(4).unwrap());
+            sequence.feed(model, prompt).unwrap();
+            sequence
+        })
+        .collect()
+}
+
+#[test]
+fn batched_steps_equal_single_steps_bit_for_bit() {
+    let mut model = tiny_model();
+    let a = Tensor::randn(0f32, 0.3, (2, 32), &Device::Cpu).unwrap();
+    let b = Tensor::randn(0f32, 0.3, (64, 2), &Device::Cpu).unwrap();
+    let adapter = LoraAdapter { a, b, scale: 2.0 };
+    model
+        .projection_mut(1, Projection::Up)
+        .unwrap()
+        .set_lora(adapter)
+        .unwrap();
+
+    let mut alone = three_prefilled(&model);
+    let mut batched = three_prefilled(&model);
+    let steps: [[u32; 3]; 4] = [[5, 9, 60], [1, 1, 1], [33, 0, 12], [7, 48, 2]];
+    for tokens in steps {
+        let expected: Vec<Vec<f32>> = alone
+            .iter_mut()
+            .zip(tokens)
+            .map(|(sequence, token)| values(&sequence.feed(&model, &[token]).unwrap()))
+            .collect();
+
+        let mut refs: Vec<&mut Sequence> = batched.iter_mut().collect();
+        let logits = strata_runtime::generate::feed_batch(&model, &mut refs, &tokens).unwrap();
+
+        assert_eq!(logits.dims(), &[3, 64]);
+        for (row, expected) in expected.iter().enumerate() {
+            assert_eq!(&values(&logits.get(row).unwrap()), expected, "row {row}");
+        }
+    }
+    for (alone, batched) in alone.iter().zip(&batched) {
+        assert_eq!(alone.tokens(), batched.tokens());
+        assert_eq!(alone.cache().len(), batched.cache().len());
+    }
+}
+
+#[test]
+fn batched_step_rejects_mismatched_counts() {
+    let model = tiny_model();
+    let mut sequences = three_prefilled(&model);
+    let mut refs: Vec<&mut Sequence> = sequences.iter_mut().collect();
+
+    let error = strata_runtime::generate::feed_batch(&model, &mut refs, &[1, 2]).unwrap_err();
+
+    assert!(
+        matches!(
+            error,
+            Error::BatchSize {
+                tokens: 2,
+                caches: 3
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        refs.iter()
+            .all(|sequence| sequence.cache().len() == sequence.len())
+    );
+}

@@ -9,7 +9,7 @@ use strata_learning::lineage::{self, Version};
 use strata_model::load::LoadedModel;
 use strata_model::{TensorView, media};
 use strata_runtime::model::linear::float_tensor;
-use strata_store::{Descriptor, Reference, Store};
+use strata_store::{Reference, Store};
 
 use crate::cli::{DiffArgs, LogArgs, RollbackArgs, TagArgs};
 use crate::commands::import::parse_tag_reference;
@@ -92,57 +92,13 @@ pub(crate) fn tag(home: &Path, args: &TagArgs) -> anyhow::Result<()> {
 pub(crate) fn rollback(home: &Path, args: &RollbackArgs) -> anyhow::Result<()> {
     let reference = parse_tag_reference(&args.model)?;
     let store = home::open_store(home)?;
-    let current = store
+    store
         .resolve(&reference)
         .with_context(|| format!("cannot find `{reference}`; see `strata list`"))?;
-    let versions = lineage::lineage(&store, &current.digest)?;
-    let target = pick_version(&versions, &args.version)?;
-    let mut descriptor = Descriptor::new(
-        strata_store::MANIFEST_MEDIA_TYPE,
-        target.digest.clone(),
-        store.blob_size(&target.digest)?,
-    );
-    descriptor.artifact_type = target.manifest.artifact_type.clone();
-    store.set_tag_if(&reference, &descriptor, Some(&current.digest))?;
-    println!("{reference}: {} → {}", current.digest, target.digest);
-    println!(
-        "nothing was deleted; `strata rollback {reference} {}` undoes this",
-        current.digest
-    );
+    let (before, after) = lineage::rollback(&store, &reference, &args.version)?;
+    println!("{reference}: {before} → {after}");
+    println!("nothing was deleted; `strata rollback {reference} {before}` undoes this");
     Ok(())
-}
-
-/// Finds `~N` (N versions back) or a digest prefix in a lineage.
-fn pick_version<'a>(versions: &'a [Version], text: &str) -> anyhow::Result<&'a Version> {
-    if let Some(steps) = text.strip_prefix('~') {
-        let steps: usize = steps
-            .parse()
-            .with_context(|| format!("invalid version `{text}`: `~N` needs a number"))?;
-        return versions.get(steps).with_context(|| {
-            format!(
-                "`{text}` is past the lineage, which has {} versions",
-                versions.len()
-            )
-        });
-    }
-    let prefix = text.strip_prefix("sha256:").unwrap_or(text);
-    if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!(
-            "invalid version `{text}`: give `~N` or a digest (at least 4 hex digits) from `strata log`"
-        );
-    }
-    let matches: Vec<&Version> = versions
-        .iter()
-        .filter(|version| version.digest.hex().starts_with(prefix))
-        .collect();
-    match matches.as_slice() {
-        [one] => Ok(one),
-        [] => bail!("no version of this lineage starts with `{text}`; see `strata log`"),
-        _ => bail!(
-            "`{text}` matches {} versions; give more digits",
-            matches.len()
-        ),
-    }
 }
 
 /// Runs `strata diff A B`.
@@ -192,7 +148,7 @@ fn open(store: &Store, text: &str) -> anyhow::Result<LoadedModel> {
             .resolve(&reference)
             .with_context(|| format!("cannot find `{reference}`; see `strata list`"))?;
         let versions = lineage::lineage(store, &head.digest)?;
-        let version = pick_version(&versions, &format!("~{steps}"))?;
+        let version = lineage::pick_version(&versions, &format!("~{steps}"))?;
         reference = Reference::digested(&reference.name, version.digest.clone())?;
     }
     LoadedModel::open(store, &reference).with_context(|| format!("cannot load `{text}`"))

@@ -51,6 +51,17 @@ enum Weight {
 // multi-row inputs stay on f32 so that a prompt's logits carry no 8-bit activation rounding.
 const DENSE_MIN_ROWS: usize = 2;
 
+/// Which kernel a layer with a quantized weight runs an input through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// The block kernels for one row, the f32 copy for more ([`Linear::forward`]).
+    ByRows,
+    /// Always the f32 copy ([`Linear::forward_dense`]).
+    Dense,
+    /// Always the block kernels, each row computed as if alone ([`Linear::forward_rows`]).
+    Blocks,
+}
+
 /// A bias-optional linear layer `y = x·Wᵀ + b`, with an optional LoRA adapter.
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -174,8 +185,32 @@ impl Linear {
         self.forward_inner(x, true)
     }
 
+    /// Applies the layer with the kernel `kernel` picks.
+    pub fn forward_with(&self, x: &Tensor, kernel: Kernel) -> Result<Tensor> {
+        match kernel {
+            Kernel::ByRows => self.forward(x),
+            Kernel::Dense => self.forward_dense(x),
+            Kernel::Blocks => self.forward_rows(x),
+        }
+    }
+
+    /// Applies the layer so that every row's output is exactly what a one-row call gives,
+    /// whatever the row count: quantized weights stay on their block kernels.
+    ///
+    /// Batched decoding uses it, so a sequence's tokens do not depend on which other sequences
+    /// share its steps.
+    pub fn forward_rows(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            Weight::Blocks(kernel) if x.device().is_cpu() => {
+                let output = kernel.forward_blocks(x)?;
+                self.add_bias_and_lora(x, output)
+            }
+            _ => self.forward_inner(x, false),
+        }
+    }
+
     fn forward_inner(&self, x: &Tensor, use_dense: bool) -> Result<Tensor> {
-        let mut output = match &self.weight {
+        let output = match &self.weight {
             Weight::Float(weight) => matmul_transposed(x, weight)?,
             Weight::Blocks(kernel) if use_dense => kernel.forward_dense(x)?,
             Weight::Blocks(kernel) => kernel.forward(x)?,
@@ -191,6 +226,11 @@ impl Linear {
                 }
             }
         };
+        self.add_bias_and_lora(x, output)
+    }
+
+    /// Adds the bias and the adapter's update to the base output of `x`.
+    fn add_bias_and_lora(&self, x: &Tensor, mut output: Tensor) -> Result<Tensor> {
         if let Some(bias) = &self.bias {
             output = output.broadcast_add(bias)?;
         }

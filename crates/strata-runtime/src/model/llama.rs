@@ -12,7 +12,7 @@ use strata_model::{Architecture, Hyperparameters, TensorSet, TensorView};
 
 use super::kv_blocks::BlockDtype;
 use super::kv_cache::{CacheLayout, KvCache};
-use super::linear::{Linear, float_tensor};
+use super::linear::{Kernel, Linear, float_tensor};
 use super::rope::RotaryEmbedding;
 use crate::error::{CacheError, Error, LoadError, Result};
 
@@ -212,6 +212,7 @@ impl Attention {
 
     /// Attends `x` (`[seq, hidden]`, positions `cache.len()..`) over the cached prefix and
     /// itself, writing this layer's keys and values into the cache.
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: &Tensor,
@@ -219,13 +220,69 @@ impl Attention {
         rope: &RotaryEmbedding,
         cache: &mut KvCache,
         layer: usize,
+        kernel: Kernel,
     ) -> Result<Tensor> {
-        let (seq_len, _hidden_size) = x.dims2()?;
-        let start = cache.len();
+        let query_states = self.q_proj.forward_with(x, kernel)?;
+        let key_states = self.k_proj.forward_with(x, kernel)?;
+        let value_states = self.v_proj.forward_with(x, kernel)?;
+        let attention = self.attend(
+            &query_states,
+            &key_states,
+            &value_states,
+            mask,
+            rope,
+            cache,
+            layer,
+        )?;
+        self.o_proj.forward_with(&attention, kernel)
+    }
 
-        let query_states = self.q_proj.forward(x)?;
-        let key_states = self.k_proj.forward(x)?;
-        let value_states = self.v_proj.forward(x)?;
+    /// Attends one new position per sequence: row `i` of `x` (`[caches.len(), hidden]`)
+    /// continues `caches[i]`. Each row's output is exactly what [`Attention::forward`] gives
+    /// for that row alone.
+    fn forward_batch(
+        &self,
+        x: &Tensor,
+        rope: &RotaryEmbedding,
+        caches: &mut [&mut KvCache],
+        layer: usize,
+    ) -> Result<Tensor> {
+        let query_states = self.q_proj.forward_with(x, Kernel::Blocks)?;
+        let key_states = self.k_proj.forward_with(x, Kernel::Blocks)?;
+        let value_states = self.v_proj.forward_with(x, Kernel::Blocks)?;
+
+        let mut rows = Vec::with_capacity(caches.len());
+        for (row, cache) in caches.iter_mut().enumerate() {
+            rows.push(self.attend(
+                &query_states.narrow(0, row, 1)?,
+                &key_states.narrow(0, row, 1)?,
+                &value_states.narrow(0, row, 1)?,
+                None,
+                rope,
+                cache,
+                layer,
+            )?);
+        }
+        let attention = Tensor::cat(&rows, 0)?;
+        self.o_proj.forward_with(&attention, Kernel::Blocks)
+    }
+
+    /// Applies rotary embedding to projected queries and keys (`[seq, width]`, positions
+    /// `cache.len()..`), writes keys and values into the cache and returns the attention
+    /// output before the output projection, `[seq, heads · head_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attend(
+        &self,
+        query_states: &Tensor,
+        key_states: &Tensor,
+        value_states: &Tensor,
+        mask: Option<&Tensor>,
+        rope: &RotaryEmbedding,
+        cache: &mut KvCache,
+        layer: usize,
+    ) -> Result<Tensor> {
+        let (seq_len, _width) = query_states.dims2()?;
+        let start = cache.len();
 
         let query_states = query_states
             .reshape((1, seq_len, self.num_heads, self.head_dim))?
@@ -262,11 +319,10 @@ impl Attention {
         ))?;
         let attention = probabilities.matmul(&value_states)?;
 
-        let attention = attention
+        Ok(attention
             .reshape((self.num_heads, seq_len, self.head_dim))?
             .transpose(0, 1)?
-            .reshape((seq_len, self.num_heads * self.head_dim))?;
-        self.o_proj.forward(&attention)
+            .reshape((seq_len, self.num_heads * self.head_dim))?)
     }
 
     fn projection_mut(&mut self, projection: Projection) -> Option<&mut Linear> {
@@ -310,10 +366,10 @@ impl Mlp {
     }
 
     /// SwiGLU: `down(silu(gate(x)) · up(x))`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = silu(&self.gate_proj.forward(x)?)?;
-        let up = self.up_proj.forward(x)?;
-        self.down_proj.forward(&(gate * up)?)
+    fn forward(&self, x: &Tensor, kernel: Kernel) -> Result<Tensor> {
+        let gate = silu(&self.gate_proj.forward_with(x, kernel)?)?;
+        let up = self.up_proj.forward_with(x, kernel)?;
+        self.down_proj.forward_with(&(gate * up)?, kernel)
     }
 
     fn projection_mut(&mut self, projection: Projection) -> Option<&mut Linear> {
@@ -348,6 +404,7 @@ impl DecoderLayer {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &self,
         x: &Tensor,
@@ -355,17 +412,39 @@ impl DecoderLayer {
         rope: &RotaryEmbedding,
         cache: &mut KvCache,
         layer: usize,
+        kernel: Kernel,
+    ) -> Result<Tensor> {
+        let residual = x;
+        let hidden_states = rms_norm(x, &self.attention_norm, self.rms_norm_eps)?;
+        let hidden_states =
+            self.attention
+                .forward(&hidden_states, mask, rope, cache, layer, kernel)?;
+        let x = (hidden_states + residual)?;
+
+        let residual = &x;
+        let hidden_states = rms_norm(&x, &self.ffn_norm, self.rms_norm_eps)?;
+        let hidden_states = self.mlp.forward(&hidden_states, kernel)?;
+        Ok((hidden_states + residual)?)
+    }
+
+    /// One new position per sequence, row `i` of `x` continuing `caches[i]`.
+    fn forward_batch(
+        &self,
+        x: &Tensor,
+        rope: &RotaryEmbedding,
+        caches: &mut [&mut KvCache],
+        layer: usize,
     ) -> Result<Tensor> {
         let residual = x;
         let hidden_states = rms_norm(x, &self.attention_norm, self.rms_norm_eps)?;
         let hidden_states = self
             .attention
-            .forward(&hidden_states, mask, rope, cache, layer)?;
+            .forward_batch(&hidden_states, rope, caches, layer)?;
         let x = (hidden_states + residual)?;
 
         let residual = &x;
         let hidden_states = rms_norm(&x, &self.ffn_norm, self.rms_norm_eps)?;
-        let hidden_states = self.mlp.forward(&hidden_states)?;
+        let hidden_states = self.mlp.forward(&hidden_states, Kernel::Blocks)?;
         Ok((hidden_states + residual)?)
     }
 }
@@ -539,8 +618,14 @@ impl Llama {
         let mut hidden_states = self.embedding.index_select(&ids, 0)?;
         let mask = causal_mask(tokens.len(), 0, &self.device)?;
         for (index, decoder) in self.layers.iter().enumerate().take(layer) {
-            hidden_states =
-                decoder.forward(&hidden_states, mask.as_ref(), &self.rope, &mut cache, index)?;
+            hidden_states = decoder.forward(
+                &hidden_states,
+                mask.as_ref(),
+                &self.rope,
+                &mut cache,
+                index,
+                Kernel::ByRows,
+            )?;
         }
         Ok(hidden_states)
     }
@@ -554,8 +639,14 @@ impl Llama {
         let mask = causal_mask(positions, 0, &self.device)?;
         let mut hidden_states = hidden_states.clone();
         for (index, decoder) in self.layers.iter().enumerate().skip(layer) {
-            hidden_states =
-                decoder.forward(&hidden_states, mask.as_ref(), &self.rope, &mut cache, index)?;
+            hidden_states = decoder.forward(
+                &hidden_states,
+                mask.as_ref(),
+                &self.rope,
+                &mut cache,
+                index,
+                Kernel::ByRows,
+            )?;
         }
         let hidden_states = rms_norm(&hidden_states, &self.norm, self.config.rms_norm_eps)?;
         self.lm_head.forward_dense(&hidden_states)
@@ -564,7 +655,7 @@ impl Llama {
     /// Feeds `tokens` at positions `cache.len()..` and returns the logits of the last one,
     /// `[vocab]` f32.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        let hidden_states = self.forward_hidden(tokens, cache)?;
+        let hidden_states = self.forward_hidden(tokens, cache, Kernel::ByRows)?;
         let last = hidden_states.narrow(0, tokens.len() - 1, 1)?;
         // A prompt's hidden states came through f32 weights, so its logits do too: the first
         // answer token then matches an all-f32 run.
@@ -576,15 +667,67 @@ impl Llama {
         Ok(logits.squeeze(0)?)
     }
 
+    /// Feeds prompt tokens like [`Llama::forward`], but through the f32 copies of quantized
+    /// weights even for a single token, and returns the logits of the last one, `[vocab]`.
+    ///
+    /// A prompt whose every token but the last is cached then gets the logits a whole-prompt
+    /// pass gives (up to float rounding), not those of the 8-bit decode kernels.
+    pub fn forward_prompt(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+        let hidden_states = self.forward_hidden(tokens, cache, Kernel::Dense)?;
+        let last = hidden_states.narrow(0, tokens.len() - 1, 1)?;
+        Ok(self.lm_head.forward_dense(&last)?.squeeze(0)?)
+    }
+
     /// Feeds `tokens` at positions `cache.len()..` and returns the logits of every one,
     /// `[tokens.len(), vocab]` f32.
     pub fn forward_all(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
-        let hidden_states = self.forward_hidden(tokens, cache)?;
+        let hidden_states = self.forward_hidden(tokens, cache, Kernel::ByRows)?;
         self.lm_head.forward(&hidden_states)
     }
 
+    /// Feeds one token to each of several sequences at once and returns their next-token
+    /// logits, `[tokens.len(), vocab]`: `tokens[i]` goes at position `caches[i].len()`.
+    ///
+    /// The projections of all rows share one pass over the weights; attention runs per cache.
+    /// Row `i` equals, bit for bit, what [`Llama::forward`] returns for `tokens[i]` on
+    /// `caches[i]` alone, so batching never changes a sequence's tokens.
+    pub fn forward_batch(&self, tokens: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        if tokens.is_empty() {
+            return Err(Error::EmptyInput {
+                op: "forward_batch",
+            });
+        }
+        if tokens.len() != caches.len() {
+            return Err(Error::BatchSize {
+                tokens: tokens.len(),
+                caches: caches.len(),
+            });
+        }
+        self.check_tokens(tokens)?;
+        for cache in caches.iter_mut() {
+            self.check_cache(cache)?;
+            cache.reserve(1)?;
+        }
+
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut hidden_states = self.embedding.index_select(&ids, 0)?;
+        for (index, layer) in self.layers.iter().enumerate() {
+            hidden_states = layer.forward_batch(&hidden_states, &self.rope, caches, index)?;
+        }
+        for cache in caches.iter_mut() {
+            cache.advance(1);
+        }
+        let hidden_states = rms_norm(&hidden_states, &self.norm, self.config.rms_norm_eps)?;
+        self.lm_head.forward_with(&hidden_states, Kernel::Blocks)
+    }
+
     /// Runs every layer and the final norm; returns `[tokens.len(), hidden]`.
-    fn forward_hidden(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Tensor> {
+    fn forward_hidden(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        kernel: Kernel,
+    ) -> Result<Tensor> {
         if tokens.is_empty() {
             return Err(Error::EmptyInput { op: "forward" });
         }
@@ -597,8 +740,14 @@ impl Llama {
         let mut hidden_states = self.embedding.index_select(&ids, 0)?;
         let mask = causal_mask(tokens.len(), start, &self.device)?;
         for (index, layer) in self.layers.iter().enumerate() {
-            hidden_states =
-                layer.forward(&hidden_states, mask.as_ref(), &self.rope, cache, index)?;
+            hidden_states = layer.forward(
+                &hidden_states,
+                mask.as_ref(),
+                &self.rope,
+                cache,
+                index,
+                kernel,
+            )?;
         }
         cache.advance(tokens.len());
         rms_norm(&hidden_states, &self.norm, self.config.rms_norm_eps)

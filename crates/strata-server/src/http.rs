@@ -1,0 +1,165 @@
+//! HTTP plumbing shared by every route: the application state, the JSON body extractor, request
+//! ids and logging, the API key check, and running blocking work off the async threads.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use strata_store::Store;
+
+use crate::error::ApiError;
+use crate::models::Models;
+use crate::native::{Jobs, Sessions};
+use crate::openai::request::RequestLimits;
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct App {
+    /// The store models and snapshots come from.
+    pub store: Store,
+    /// Loaded models and their workers.
+    pub models: Models,
+    /// Limits on request bodies.
+    pub limits: RequestLimits,
+    /// The key every request must present as a bearer token, when set.
+    pub api_key: Option<String>,
+    /// Live sessions of the native API.
+    pub sessions: Sessions,
+    /// Learning jobs started through the API.
+    pub jobs: Jobs,
+}
+
+/// Shared application state.
+pub type AppState = State<Arc<App>>;
+
+/// The id of one request, sent back as `x-request-id` and written in every log line about it.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> RequestId {
+        RequestId(format!("req-{:016x}", rand::random::<u64>()))
+    }
+}
+
+/// A JSON body parsed into `T`; a body that does not parse is a 400 naming the field.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                let status = rejection.status();
+                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "the request body is larger than the server's limit".to_owned()
+                } else {
+                    format!("cannot read the request body: {}", rejection.body_text())
+                };
+                ApiError::with_status(status, message)
+            })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut deserializer)
+            .map(JsonBody)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let message = format!("invalid request body at `{path}`: {}", error.inner());
+                ApiError::invalid(&path, message)
+            })
+    }
+}
+
+/// Gives each request an id, and logs its route, status and time.
+pub async fn log_requests(mut request: Request, next: Next) -> Response {
+    let id = RequestId::new();
+    request.extensions_mut().insert(id.clone());
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+
+    let mut response = next.run(request).await;
+
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::info!(
+        request = %id.0,
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// Rejects requests without the configured API key as a bearer token.
+pub async fn require_api_key(
+    State(app): AppState,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(key) = &app.api_key else {
+        return Ok(next.run(request).await);
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    match presented {
+        Some(presented) if same_secret(presented.as_bytes(), key.as_bytes()) => {
+            Ok(next.run(request).await)
+        }
+        Some(_) => Err(ApiError::with_status(
+            StatusCode::UNAUTHORIZED,
+            "the API key is not valid",
+        )),
+        None => Err(ApiError::with_status(
+            StatusCode::UNAUTHORIZED,
+            "this server needs an API key: send `Authorization: Bearer KEY`",
+        )),
+    }
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
+}
+
+/// Runs blocking work (loading, tokenizing, store reads) on tokio's blocking pool.
+pub async fn blocking<T, F>(request_id: &str, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(error) => Err(ApiError::internal(request_id, &error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_compare_by_content_and_length() {
+        assert!(same_secret(b"key-1", b"key-1"));
+        assert!(!same_secret(b"key-1", b"key-2"));
+        assert!(!same_secret(b"key", b"key-1"));
+    }
+}
