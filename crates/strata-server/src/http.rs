@@ -15,7 +15,7 @@ use strata_store::Store;
 use crate::error::ApiError;
 use crate::models::Models;
 use crate::native::{Jobs, Sessions};
-use crate::openai::request::RequestLimits;
+use crate::openai::request::{GenerationFields, RequestLimits};
 
 /// What every handler shares.
 #[derive(Debug)]
@@ -55,26 +55,52 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                let status = rejection.status();
-                let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "the request body is larger than the server's limit".to_owned()
-                } else {
-                    format!("cannot read the request body: {}", rejection.body_text())
-                };
-                ApiError::with_status(status, message)
-            })?;
-        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(&mut deserializer)
-            .map(JsonBody)
-            .map_err(|error| {
-                let path = error.path().to_string();
-                let message = format!("invalid request body at `{path}`: {}", error.inner());
-                ApiError::invalid(&path, message)
-            })
+        let value = read_json(request, state).await?;
+        Ok(JsonBody(from_value(&value)?))
     }
+}
+
+/// A JSON body holding a route's own fields `T` and the generation settings beside them.
+#[derive(Debug)]
+pub struct GenerationBody<T>(pub T, pub GenerationFields);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GenerationBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let value = read_json(request, state).await?;
+        Ok(GenerationBody(from_value(&value)?, from_value(&value)?))
+    }
+}
+
+/// Reads the body as a JSON value; too large is a 413, not JSON is a 400.
+async fn read_json<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<serde_json::Value, ApiError> {
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "the request body is larger than the server's limit".to_owned()
+            } else {
+                format!("cannot read the request body: {}", rejection.body_text())
+            };
+            ApiError::with_status(status, message)
+        })?;
+    serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::bad_request(format!("the request body is not valid JSON: {error}"))
+    })
+}
+
+/// Deserializes `T` from a body, naming the field at fault.
+fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let message = format!("invalid request body at `{path}`: {}", error.inner());
+        ApiError::invalid(&path, message)
+    })
 }
 
 /// Gives each request an id, and logs its route, status and time.

@@ -19,10 +19,9 @@ use strata_store::Digest;
 
 use crate::error::{ApiError, ApiResult};
 use crate::generation::{self, Job, finish_reason_name};
-use crate::http::{App, AppState, JsonBody, RequestId, blocking};
+use crate::http::{App, AppState, GenerationBody, JsonBody, RequestId, blocking};
 use crate::models::parse_model;
 use crate::openai::chat::{encode_chat, usage};
-use crate::openai::request::GenerationFields;
 use crate::snapshots;
 
 /// Most live sessions one server keeps.
@@ -179,14 +178,12 @@ pub async fn remove(State(app): AppState, Path(session_id): Path<String>) -> Api
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Body of `POST /api/sessions/{id}/messages`.
+/// Body of `POST /api/sessions/{id}/messages`, besides the sampling settings of chat
+/// completions (`stream` is not supported here).
 #[derive(Debug, Deserialize)]
 pub struct SendMessage {
     /// The user's message.
     pub content: String,
-    /// Sampling settings, as in chat completions (`stream` is not supported here).
-    #[serde(flatten)]
-    pub generation: GenerationFields,
 }
 
 /// `POST /api/sessions/{id}/messages`: adds a user message and returns the answer.
@@ -194,15 +191,15 @@ pub async fn send(
     State(app): AppState,
     Extension(id): Extension<RequestId>,
     Path(session_id): Path<String>,
-    JsonBody(body): JsonBody<SendMessage>,
+    GenerationBody(body, generation): GenerationBody<SendMessage>,
 ) -> ApiResult<Json<Value>> {
-    if body.generation.stream {
+    if generation.stream {
         return Err(ApiError::invalid(
             "stream",
             "session messages are answered whole; stream with /v1/chat/completions and `snapshot`",
         ));
     }
-    let stop = body.generation.stop_strings()?;
+    let stop = generation.stop_strings()?;
     let session = app.sessions.get(&session_id)?;
     let mut session = session.lock().await;
 
@@ -217,7 +214,7 @@ pub async fn send(
     .await?;
     let engine = served.engine.clone();
     let context = engine.model().config().max_position_embeddings;
-    let params = body.generation.sampling(prompt.len(), context)?;
+    let params = generation.sampling(prompt.len(), context)?;
     let start = match session.cache.take() {
         Some((sequence, version)) if &version == engine.manifest_digest() => Some(sequence),
         _ => None,

@@ -15,7 +15,7 @@ use strata_runtime::template::Message;
 use super::request::{ChatRequest, template_messages};
 use crate::error::{ApiError, ApiResult};
 use crate::generation::{self, ChunkRenderer, Job, finish_reason_name};
-use crate::http::{App, AppState, JsonBody, RequestId, blocking};
+use crate::http::{App, AppState, GenerationBody, RequestId, blocking};
 use crate::models::Served;
 use crate::scheduler::Finished;
 use crate::snapshots;
@@ -31,9 +31,9 @@ struct Prepared {
 pub async fn completions(
     State(app): AppState,
     Extension(id): Extension<RequestId>,
-    JsonBody(request): JsonBody<ChatRequest>,
+    GenerationBody(request, generation): GenerationBody<ChatRequest>,
 ) -> ApiResult<Response> {
-    let stop = request.generation.stop_strings()?;
+    let stop = generation.stop_strings()?;
     let messages = template_messages(&request.messages, &app.limits)?;
     let (model, snapshot) = (request.model.clone(), request.snapshot.clone());
     let worker_app = app.clone();
@@ -43,9 +43,7 @@ pub async fn completions(
     .await?;
     let engine = prepared.served.engine.clone();
     let context = engine.model().config().max_position_embeddings;
-    let params = request
-        .generation
-        .sampling(prepared.prompt.len(), context)?;
+    let params = generation.sampling(prepared.prompt.len(), context)?;
     let job = Job {
         served: prepared.served,
         prompt: prepared.prompt,
@@ -56,10 +54,10 @@ pub async fn completions(
     let receiver = generation::submit(job, &id.0, false)?;
     let header = Header::new(&id, &request.model, &engine);
 
-    if request.generation.stream {
+    if generation.stream {
         let renderer = ChatChunks {
             header,
-            include_usage: request.generation.include_usage(),
+            include_usage: generation.include_usage(),
         };
         let events = generation::sse_events(receiver, renderer, id.0.clone());
         return Ok(Sse::new(events).into_response());

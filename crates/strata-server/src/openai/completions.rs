@@ -9,16 +9,16 @@ use super::chat::{Header, log_finished, usage};
 use super::request::{CompletionRequest, single_prompt};
 use crate::error::{ApiError, ApiResult};
 use crate::generation::{self, ChunkRenderer, Job, finish_reason_name};
-use crate::http::{AppState, JsonBody, RequestId, blocking};
+use crate::http::{AppState, GenerationBody, RequestId, blocking};
 use crate::scheduler::Finished;
 
 /// Continues a prompt, streamed or whole.
 pub async fn completions(
     State(app): AppState,
     Extension(id): Extension<RequestId>,
-    JsonBody(request): JsonBody<CompletionRequest>,
+    GenerationBody(request, generation): GenerationBody<CompletionRequest>,
 ) -> ApiResult<Response> {
-    let stop = request.generation.stop_strings()?;
+    let stop = generation.stop_strings()?;
     let prompt = single_prompt(&request.prompt)?.to_owned();
     if prompt.is_empty() {
         return Err(ApiError::invalid("prompt", "the prompt is empty"));
@@ -38,7 +38,7 @@ pub async fn completions(
     .await?;
     let engine = served.engine.clone();
     let context = engine.model().config().max_position_embeddings;
-    let params = request.generation.sampling(prompt.len(), context)?;
+    let params = generation.sampling(prompt.len(), context)?;
     let job = Job {
         served,
         prompt,
@@ -50,10 +50,10 @@ pub async fn completions(
     let mut header = Header::new(&id, &request.model, &engine);
     header.id = header.id.replacen("chatcmpl-", "cmpl-", 1);
 
-    if request.generation.stream {
+    if generation.stream {
         let renderer = TextChunks {
             header,
-            include_usage: request.generation.include_usage(),
+            include_usage: generation.include_usage(),
         };
         let events = generation::sse_events(receiver, renderer, id.0.clone());
         return Ok(Sse::new(events).into_response());

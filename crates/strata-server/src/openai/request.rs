@@ -56,7 +56,7 @@ pub struct GenerationFields {
     pub stream_options: Option<StreamOptions>,
 }
 
-/// Body of `POST /v1/chat/completions`.
+/// Body of `POST /v1/chat/completions`, besides [`GenerationFields`].
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
     /// Model name, such as `smollm2`.
@@ -65,21 +65,15 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     /// strata extension: a saved session to continue; its messages come before these.
     pub snapshot: Option<String>,
-    /// Sampling and streaming settings.
-    #[serde(flatten)]
-    pub generation: GenerationFields,
 }
 
-/// Body of `POST /v1/completions`.
+/// Body of `POST /v1/completions`, besides [`GenerationFields`].
 #[derive(Debug, Deserialize)]
 pub struct CompletionRequest {
     /// Model name.
     pub model: String,
     /// The text to continue: a string or a list holding one string.
     pub prompt: PromptField,
-    /// Sampling and streaming settings.
-    #[serde(flatten)]
-    pub generation: GenerationFields,
 }
 
 /// `prompt` of a text completion.

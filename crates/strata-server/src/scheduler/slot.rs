@@ -92,6 +92,11 @@ impl<'e> Slot<'e> {
         matches!(self.stage, Stage::Done(_))
     }
 
+    /// Tokens generated so far.
+    pub(super) fn generated(&self) -> usize {
+        self.generated
+    }
+
     /// True when the client stopped listening.
     pub(super) fn is_abandoned(&self) -> bool {
         self.events.is_closed()
@@ -127,6 +132,7 @@ impl<'e> Slot<'e> {
         if let Some(piece) = self.decoder.push(token)? {
             let released = self.stop.push(&piece);
             if !self.send_text(released.text) {
+                tracing::info!(request = %self.id, generated = self.generated, "client left; generation stopped");
                 self.stage = Stage::Done(FinishReason::Cancelled);
                 return Ok(());
             }

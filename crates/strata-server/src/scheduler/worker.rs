@@ -111,8 +111,12 @@ impl<'e> Worker<'e> {
         for slot in &mut self.slots {
             if shutting_down && !slot.is_done() {
                 slot.fail(Failure::ShuttingDown);
-            } else if slot.is_abandoned() {
-                tracing::debug!(request = %slot.id, "client left; generation stopped");
+            } else if slot.is_abandoned() && !slot.is_done() {
+                tracing::info!(
+                    request = %slot.id,
+                    generated = slot.generated(),
+                    "client left; generation stopped"
+                );
                 slot.end(FinishReason::Cancelled);
             }
         }
