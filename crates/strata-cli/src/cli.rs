@@ -457,4 +457,21 @@ pub(crate) struct BenchArgs {
     /// Snapshot lengths for `--sessions`, in tokens.
     #[arg(long, value_delimiter = ',', default_values_t = [1000, 4000])]
     pub(crate) tokens: Vec<usize>,
+
+    /// Measure an OpenAI-compatible server instead (strata serve, llama-server, …) at this
+    /// base URL, such as `http://127.0.0.1:11435`: aggregate tokens/s and time to first token.
+    #[arg(long, value_name = "URL")]
+    pub(crate) serve: Option<String>,
+
+    /// Concurrent clients for `--serve`, one measurement per count.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4, 16])]
+    pub(crate) clients: Vec<usize>,
+
+    /// Streaming requests each client sends one after another, for `--serve`.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) requests: usize,
+
+    /// Tokens each `--serve` request asks for.
+    #[arg(long, default_value_t = 128)]
+    pub(crate) max_tokens: usize,
 }

@@ -38,6 +38,9 @@ pub(crate) fn run(home: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     if args.sessions {
         return crate::commands::bench_sessions::run(home, args);
     }
+    if let Some(url) = &args.serve {
+        return crate::commands::bench_serve::run(url, args);
+    }
     let runs = args.runs.max(1);
     let mut load = Figure {
         label: "load".to_string(),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod bench;
+pub(crate) mod bench_serve;
 pub(crate) mod bench_sessions;
 pub(crate) mod eval;
 pub(crate) mod fsck;

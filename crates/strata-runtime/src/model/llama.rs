@@ -8,6 +8,7 @@
 //! swap in differentiable versions.
 
 use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
 use strata_model::{Architecture, Hyperparameters, TensorSet, TensorView};
 
 use super::kv_blocks::BlockDtype;
@@ -251,18 +252,23 @@ impl Attention {
         let key_states = self.k_proj.forward_with(x, Kernel::Blocks)?;
         let value_states = self.v_proj.forward_with(x, Kernel::Blocks)?;
 
-        let mut rows = Vec::with_capacity(caches.len());
-        for (row, cache) in caches.iter_mut().enumerate() {
-            rows.push(self.attend(
-                &query_states.narrow(0, row, 1)?,
-                &key_states.narrow(0, row, 1)?,
-                &value_states.narrow(0, row, 1)?,
-                None,
-                rope,
-                cache,
-                layer,
-            )?);
-        }
+        // Sequences attend over their own caches independently, so they run side by side on
+        // the thread pool instead of splitting each small matmul across threads.
+        let rows = caches
+            .par_iter_mut()
+            .enumerate()
+            .map(|(row, cache)| {
+                self.attend(
+                    &query_states.narrow(0, row, 1)?,
+                    &key_states.narrow(0, row, 1)?,
+                    &value_states.narrow(0, row, 1)?,
+                    None,
+                    rope,
+                    cache,
+                    layer,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         let attention = Tensor::cat(&rows, 0)?;
         self.o_proj.forward_with(&attention, Kernel::Blocks)
     }
