@@ -89,6 +89,7 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(native::routes())
+        .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(
             app.clone(),
             http::require_api_key,
@@ -96,6 +97,14 @@ pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
         .layer(middleware::from_fn(http::log_requests))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
+}
+
+/// Answers routes that do not exist in the same error format as the others.
+async fn unknown_route(uri: axum::http::Uri) -> error::ApiError {
+    error::ApiError::not_found(format!(
+        "no route `{}`; see docs/api.md for the routes strata serves",
+        uri.path()
+    ))
 }
 
 /// Serves `store` until Ctrl-C or SIGTERM; `on_ready` receives the bound address.

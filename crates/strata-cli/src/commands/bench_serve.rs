@@ -50,6 +50,8 @@ struct Level {
 pub(crate) fn run(url: &str, args: &BenchArgs) -> anyhow::Result<()> {
     let address = host_port(url)?;
     let runs = args.runs.max(1);
+    // One request first, so loading the model is not timed.
+    stream_chat(&address, &args.model, 0, 8).context("the warm-up request failed")?;
     let mut levels = Vec::new();
     for &clients in &args.clients {
         let mut level = Level {

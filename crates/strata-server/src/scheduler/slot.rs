@@ -102,12 +102,17 @@ impl<'e> Slot<'e> {
         self.events.is_closed()
     }
 
-    /// Feeds up to `chunk` more prompt tokens; after the last one, samples the first answer
+    /// Prompt tokens not fed yet.
+    pub(super) fn remaining_prompt(&self) -> usize {
+        self.prompt.len().saturating_sub(self.sequence.len())
+    }
+
+    /// Feeds the next `count` prompt tokens; after the last one, samples the first answer
     /// token. Prompt tokens take the f32 path however few there are, so the first answer token
     /// does not depend on how much of the prompt a pooled cache held.
-    pub(super) fn prefill(&mut self, chunk: usize) -> strata_runtime::Result<()> {
+    pub(super) fn prefill(&mut self, count: usize) -> strata_runtime::Result<()> {
         let start = self.sequence.len();
-        let end = (start + chunk.max(1)).min(self.prompt.len());
+        let end = (start + count.max(1)).min(self.prompt.len());
         let logits = self
             .sequence
             .feed_dense(self.engine.model(), &self.prompt[start..end])?;

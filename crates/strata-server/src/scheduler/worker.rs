@@ -122,15 +122,26 @@ impl<'e> Worker<'e> {
         }
     }
 
-    /// Feeds one chunk of the oldest prompt still being fed.
+    /// Feeds prompts, oldest first, while this iteration's budget of `prefill_chunk` tokens
+    /// lasts, so a burst of new requests reaches its first tokens in a few iterations while
+    /// the decoding slots wait at most one budget's worth of prefill per step.
+    ///
+    /// A prompt is always fed in chunks of `prefill_chunk` tokens from where its cache ends
+    /// (one that does not fit the rest of the budget waits for the next iteration), so how
+    /// a prompt is split, and with it its cache, never depends on the other requests.
     fn prefill(&mut self) {
-        let chunk = self.limits.prefill_chunk;
-        let Some(slot) = self.slots.iter_mut().find(|slot| slot.is_prefilling()) else {
-            return;
-        };
-        if let Err(error) = slot.prefill(chunk) {
-            tracing::error!(request = %slot.id, %error, "prefill failed");
-            slot.fail(Failure::Internal);
+        let chunk = self.limits.prefill_chunk.max(1);
+        let mut budget = chunk;
+        for slot in self.slots.iter_mut().filter(|slot| slot.is_prefilling()) {
+            let wanted = slot.remaining_prompt().min(chunk);
+            if wanted > budget {
+                break;
+            }
+            budget -= wanted;
+            if let Err(error) = slot.prefill(wanted) {
+                tracing::error!(request = %slot.id, %error, "prefill failed");
+                slot.fail(Failure::Internal);
+            }
         }
     }
 
