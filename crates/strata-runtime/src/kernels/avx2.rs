@@ -127,30 +127,170 @@ impl Q4Sums {
         activations: Q8Row<'_>,
         block: usize,
     ) {
-        let block_bytes = if OFFSET { 20 } else { 18 };
         // SAFETY: the caller keeps `block` in bounds of `row` and of the activation row.
         unsafe {
-            let base = row.as_ptr().add(block * block_bytes);
-            let (d, m) = read_scale_offset::<OFFSET>(base);
-            let packed = _mm_loadu_si128(base.add(block_bytes - 16).cast());
+            let weights = Q4Block::unpack::<OFFSET>(row, block);
+            self.add_unpacked(&weights, activations, block);
+        }
+    }
+
+    /// Adds an unpacked weight block times activation block `block`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2, FMA and F16C; `block` is in bounds of the activation row.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn add_unpacked(&mut self, weights: &Q4Block, activations: Q8Row<'_>, block: usize) {
+        // SAFETY: the caller keeps `block` in bounds of the activation row.
+        unsafe {
             let activation =
                 _mm256_loadu_si256(activations.quants.as_ptr().add(block * BLOCK).cast());
             let scale_sum =
                 _mm_castpd_ps(_mm_load_sd(activations.scales.as_ptr().add(block).cast()));
 
-            let weights = unpack_nibbles(packed);
-            let dot = _mm256_cvtepi32_ps(sum_products(weights, activation));
-            let factor = _mm_mul_ss(d, scale_sum);
+            let dot = _mm256_cvtepi32_ps(sum_products(weights.values, activation));
+            let factor = _mm_mul_ss(weights.d, scale_sum);
             self.products = _mm256_fmadd_ps(_mm256_broadcastss_ps(factor), dot, self.products);
             // m · (s·Σa): move the block sum (lane 1) into lane 0 first.
             let sum = _mm_movehdup_ps(scale_sum);
-            self.offsets = _mm_fmadd_ss(m, sum, self.offsets);
+            self.offsets = _mm_fmadd_ss(weights.m, sum, self.offsets);
         }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     fn total(self) -> f32 {
         horizontal_sum(self.products) + _mm_cvtss_f32(self.offsets)
+    }
+}
+
+/// One Q4 weight block unpacked: scale `d` and offset `m` in lane 0, and 32 values of 0..16.
+struct Q4Block {
+    d: __m128,
+    m: __m128,
+    values: __m256i,
+}
+
+impl Q4Block {
+    /// Reads and unpacks block `block` of `row`.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2, FMA and F16C; `row` holds more than `block` blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn unpack<const OFFSET: bool>(row: &[u8], block: usize) -> Q4Block {
+        let block_bytes = if OFFSET { 20 } else { 18 };
+        // SAFETY: the caller keeps `block` in bounds of `row`.
+        unsafe {
+            let base = row.as_ptr().add(block * block_bytes);
+            let (d, m) = read_scale_offset::<OFFSET>(base);
+            let packed = _mm_loadu_si128(base.add(block_bytes - 16).cast());
+            Q4Block {
+                d,
+                m,
+                values: unpack_nibbles(packed),
+            }
+        }
+    }
+}
+
+/// The dot products of one Q4 weight row with two activation rows. Each block is unpacked once
+/// for both, and each row's sums are formed exactly as [`dot_q4`] forms them, so the results
+/// equal two [`dot_q4`] calls bit for bit.
+///
+/// # Safety
+///
+/// As for [`dot_q4`], for both activation rows.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_q4_pair<const OFFSET: bool>(
+    row: &[u8],
+    first: Q8Row<'_>,
+    second: Q8Row<'_>,
+    blocks: usize,
+) -> (f32, f32) {
+    let (mut even_first, mut odd_first) = (Q4Sums::new(), Q4Sums::new());
+    let (mut even_second, mut odd_second) = (Q4Sums::new(), Q4Sums::new());
+    let pairs = blocks / 2;
+    for pair in 0..pairs {
+        // SAFETY: 2·pair + 1 < blocks, so both blocks are in bounds.
+        unsafe {
+            let even = Q4Block::unpack::<OFFSET>(row, 2 * pair);
+            even_first.add_unpacked(&even, first, 2 * pair);
+            even_second.add_unpacked(&even, second, 2 * pair);
+            let odd = Q4Block::unpack::<OFFSET>(row, 2 * pair + 1);
+            odd_first.add_unpacked(&odd, first, 2 * pair + 1);
+            odd_second.add_unpacked(&odd, second, 2 * pair + 1);
+        }
+    }
+    if blocks % 2 == 1 {
+        // SAFETY: blocks − 1 is the last block.
+        unsafe {
+            let last = Q4Block::unpack::<OFFSET>(row, blocks - 1);
+            even_first.add_unpacked(&last, first, blocks - 1);
+            even_second.add_unpacked(&last, second, blocks - 1);
+        }
+    }
+    (
+        even_first.total() + odd_first.total(),
+        even_second.total() + odd_second.total(),
+    )
+}
+
+/// Sets `out[i · stride]` and `out[i · stride + 1]` to the dot products of weight row `i` with
+/// activation rows `first` and `first + 1`, for Q4_0 and Q4_1 weights, equal bit for bit to
+/// [`dot_rows`] called on each row.
+///
+/// # Panics
+///
+/// As for [`dot_rows`]; also when `format` is not a Q4 format.
+pub(crate) fn dot_rows_pair(
+    format: WeightFormat,
+    weights: &[u8],
+    row_bytes: usize,
+    activations: (Q8Row<'_>, Q8Row<'_>),
+    out: &mut [f32],
+    stride: usize,
+) {
+    assert!(is_supported(), "the AVX2 kernels need AVX2, FMA and F16C");
+    let blocks = row_bytes / format.block_bytes();
+    assert_eq!(
+        blocks * format.block_bytes(),
+        row_bytes,
+        "a row is not whole blocks"
+    );
+    for activation in [activations.0, activations.1] {
+        assert!(
+            activation.quants.len() >= blocks * BLOCK,
+            "activation row too short"
+        );
+        assert!(
+            activation.scales.len() >= blocks,
+            "activation scales too short"
+        );
+    }
+    let rows = weights.len() / row_bytes;
+    assert!(
+        rows == 0 || out.len() > (rows - 1) * stride + 1,
+        "output too short"
+    );
+
+    for (row, weight_row) in weights.chunks_exact(row_bytes).enumerate() {
+        // SAFETY: the CPU features were checked above, `weight_row` holds `blocks` whole blocks
+        // and both activation rows hold at least `blocks` blocks.
+        let (first, second) = unsafe {
+            match format {
+                WeightFormat::Q4_0 => {
+                    dot_q4_pair::<false>(weight_row, activations.0, activations.1, blocks)
+                }
+                WeightFormat::Q4_1 => {
+                    dot_q4_pair::<true>(weight_row, activations.0, activations.1, blocks)
+                }
+                WeightFormat::Q8_0 => panic!("dot_rows_pair takes Q4 weights only"),
+            }
+        };
+        out[row * stride] = first;
+        out[row * stride + 1] = second;
     }
 }
 

@@ -281,11 +281,51 @@ impl BlockWeight {
         let weight_rows = out.len() / rows;
         let weights = &bytes[first * row_bytes..(first + weight_rows) * row_bytes];
         let tiles = weights.chunks(TILE_ROWS * row_bytes);
+        let paired = self.pairs_rows();
         for (tile, out) in tiles.zip(out.chunks_mut(TILE_ROWS * rows)) {
-            for row in 0..rows {
-                self.dot_rows(tile, activations, row, &mut out[row..]);
+            let mut row = 0;
+            while row < rows {
+                if paired && row + 1 < rows {
+                    self.dot_rows_pair(tile, activations, row, &mut out[row..]);
+                    row += 2;
+                } else {
+                    self.dot_rows(tile, activations, row, &mut out[row..]);
+                    row += 1;
+                }
             }
         }
+    }
+
+    /// True when two activation rows can share each unpacked weight block.
+    fn pairs_rows(&self) -> bool {
+        self.backend == Backend::Avx2
+            && matches!(self.format, WeightFormat::Q4_0 | WeightFormat::Q4_1)
+    }
+
+    /// Like [`BlockWeight::dot_rows`] for activation rows `row` and `row + 1` at once.
+    #[cfg(target_arch = "x86_64")]
+    fn dot_rows_pair(
+        &self,
+        weights: &[u8],
+        activations: &Q8Activations,
+        row: usize,
+        out: &mut [f32],
+    ) {
+        let pair = (activations.row(row), activations.row(row + 1));
+        let stride = activations.rows();
+        super::avx2::dot_rows_pair(self.format, weights, self.row_bytes(), pair, out, stride);
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn dot_rows_pair(
+        &self,
+        weights: &[u8],
+        activations: &Q8Activations,
+        row: usize,
+        out: &mut [f32],
+    ) {
+        self.dot_rows(weights, activations, row, out);
+        self.dot_rows(weights, activations, row + 1, &mut out[1..]);
     }
 
     fn dot_rows(&self, weights: &[u8], activations: &Q8Activations, row: usize, out: &mut [f32]) {

@@ -449,3 +449,27 @@ fn real_weights_match_reference_and_candle() {
         assert_close_to_reference(&candle_out, &x, &weight, input, &format!("candle {name}"));
     }
 }
+
+#[test]
+fn many_rows_equal_single_rows_bit_for_bit() {
+    // Even rows pair up and share each unpacked weight block; the odd last row runs alone.
+    // Batched decoding relies on both giving exactly what one row alone gives.
+    for dtype in [GgmlType::Q4_1, GgmlType::Q4_0, GgmlType::Q8_0] {
+        let view = random_view(dtype, 48, 96, 21);
+        let kernel = QuantMatMul::from_view(&view).unwrap();
+        let input = random_input(5, 96, 22);
+        let x = Tensor::from_vec(input.clone(), (5, 96), &Device::Cpu).unwrap();
+        let together: Vec<Vec<f32>> = kernel.forward_blocks(&x).unwrap().to_vec2().unwrap();
+
+        for (row, expected) in together.iter().enumerate() {
+            let alone = Tensor::from_vec(
+                input[row * 96..(row + 1) * 96].to_vec(),
+                (1, 96),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let alone: Vec<Vec<f32>> = kernel.forward_blocks(&alone).unwrap().to_vec2().unwrap();
+            assert_eq!(&alone[0], expected, "{dtype:?} row {row}");
+        }
+    }
+}
