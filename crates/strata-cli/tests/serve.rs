@@ -624,3 +624,46 @@ fn shutdown_ends_requests_in_flight_and_leaves_the_store_consistent() {
     );
     strata_ok(home.path(), &["fsck"]);
 }
+
+#[test]
+fn bursts_beyond_slots_and_queue_get_503() {
+    let Some(gguf) = real_gguf() else { return };
+    let home = home_with_model(&gguf);
+    let server = Server::start(home.path(), &["--slots", "2", "--queue", "1"]);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                let url = server.url("/v1/chat/completions");
+                scope.spawn(move || {
+                    curl(
+                        "POST",
+                        &url,
+                        Some(chat_body("Write a very long story about a dragon.", 300)),
+                        &[],
+                    )
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                let (status, body) = handle.join().unwrap();
+                if status == 503 {
+                    assert!(
+                        body["error"]["message"].as_str().unwrap().contains("busy"),
+                        "{body}"
+                    );
+                }
+                status
+            })
+            .collect()
+    });
+    let accepted = statuses.iter().filter(|&&status| status == 200).count();
+    assert_eq!(accepted, 3, "two slots and one queue place: {statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|&&status| status == 503).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert!(server.stop());
+}

@@ -113,7 +113,7 @@ pub fn pick_version<'a>(versions: &'a [Version], text: &str) -> Result<&'a Versi
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(reject(
-            "no version of this lineage starts with it; see `strata log`".to_owned(),
+            "no version of this lineage starts with it; see `strata log`, and to move a tag forward to a newer version, `strata tag NAME@sha256:… NAME`".to_owned(),
         )),
         _ => Err(reject(format!(
             "matches {} versions; give more digits",

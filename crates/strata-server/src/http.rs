@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use strata_store::Store;
 
@@ -32,6 +32,8 @@ pub struct App {
     pub sessions: Sessions,
     /// Learning jobs started through the API.
     pub jobs: Jobs,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
 }
 
 /// Shared application state.
@@ -51,10 +53,10 @@ impl RequestId {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &Arc<App>) -> Result<Self, ApiError> {
         let value = read_json(request, state).await?;
         Ok(JsonBody(from_value(&value)?))
     }
@@ -64,10 +66,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 #[derive(Debug)]
 pub struct GenerationBody<T>(pub T, pub GenerationFields);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for GenerationBody<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for GenerationBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(request: Request, state: &Arc<App>) -> Result<Self, ApiError> {
         let value = read_json(request, state).await?;
         Ok(GenerationBody(from_value(&value)?, from_value(&value)?))
     }
@@ -97,10 +99,84 @@ async fn read_json<S: Send + Sync>(
 /// Deserializes `T` from a body, naming the field at fault.
 fn from_value<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string();
-        let message = format!("invalid request body at `{path}`: {}", error.inner());
+        let inner = error.inner().to_string();
+        let mut path = error.path().to_string();
+        // A missing field is reported at its parent; name the field itself.
+        if let Some(field) = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            path = if path == "." {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+        }
+        let message = format!("invalid request body at `{path}`: {inner}");
         ApiError::invalid(&path, message)
     })
+}
+
+fn too_large_message(limit: usize) -> String {
+    format!("the request body is larger than the server's limit of {limit} bytes (--max-body)")
+}
+
+/// Rejects a request whose declared `Content-Length` is over the limit before reading its
+/// body, so a client cannot hold a connection open by announcing a huge body.
+pub async fn reject_oversized(
+    State(app): AppState,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > app.max_body_bytes as u64) {
+        return Err(ApiError::with_status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            too_large_message(app.max_body_bytes),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+/// Rewrites error responses made by the router itself (an empty 405, a plain-text rejection of
+/// a path) into the OpenAI error format every route uses.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if status == StatusCode::METHOD_NOT_ALLOWED {
+        format!("{method} is not allowed on `{path}`; docs/api.md lists each route's methods")
+    } else if text.is_empty() {
+        format!(
+            "{} on `{path}`",
+            status.canonical_reason().unwrap_or("error")
+        )
+    } else {
+        text
+    };
+    let mut rewritten = ApiError::with_status(status, message).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        rewritten.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    rewritten
 }
 
 /// Gives each request an id, and logs its route, status and time.
@@ -140,7 +216,12 @@ pub async fn require_api_key(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        });
     match presented {
         Some(presented) if same_secret(presented.as_bytes(), key.as_bytes()) => {
             Ok(next.run(request).await)

@@ -85,17 +85,22 @@ pub enum ServerError {
 }
 
 /// Builds the router over `app`.
-pub fn router(app: Arc<App>, max_body_bytes: usize) -> Router {
+pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(openai::routes())
         .merge(native::routes())
         .fallback(unknown_route)
+        .layer(DefaultBodyLimit::max(app.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            http::reject_oversized,
+        ))
         .layer(middleware::from_fn_with_state(
             app.clone(),
             http::require_api_key,
         ))
+        .layer(middleware::from_fn(http::json_errors))
         .layer(middleware::from_fn(http::log_requests))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
 }
 
@@ -131,8 +136,9 @@ pub async fn serve(
         store,
         limits: config.requests,
         api_key: config.api_key.clone(),
+        max_body_bytes: config.max_body_bytes,
     });
-    let router = router(app.clone(), config.max_body_bytes);
+    let router = router(app.clone());
     tracing::info!(address = %bound, "strata server listening");
     on_ready(bound);
 

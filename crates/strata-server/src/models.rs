@@ -78,8 +78,8 @@ impl Models {
             Err(error) if error.is_not_found() => Err(ApiError::invalid(
                 "model",
                 format!(
-                    "model `{name}` is not in the store; pull it first with `strata pull {}`",
-                    reference.name
+                    "model `{name}` is not in the store; `GET /v1/models` lists the models it \
+                     has, and `strata pull` or `strata import` adds one"
                 ),
             )
             .code("model_not_found")),

@@ -18,7 +18,9 @@ pub fn open(store: &Store, name: &str, param: &str) -> Result<Snapshot, ApiError
         .map_err(|error| ApiError::invalid(param, format!("invalid snapshot `{name}`: {error}")))?;
     Snapshot::open_ref(store, &reference).map_err(|error| match error {
         SessionError::NotFound { .. } => {
-            ApiError::not_found(error.to_string()).code("snapshot_not_found")
+            let mut error = ApiError::not_found(error.to_string()).code("snapshot_not_found");
+            error.param = Some(param.to_owned());
+            error
         }
         error => ApiError::invalid(param, format!("snapshot `{name}` cannot be read: {error}")),
     })

@@ -24,6 +24,9 @@ pub(crate) fn run(home: &Path, args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("{reference} is not in the store yet; pulling it first");
         pull::pull(home, model)?;
     }
+    store.resolve(&reference).with_context(|| {
+        format!("`{reference}` is not in the store; `strata list` shows the models it has")
+    })?;
 
     let config = ServerConfig {
         address: SocketAddr::new(args.host, args.port),

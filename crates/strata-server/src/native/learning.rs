@@ -232,9 +232,16 @@ pub async fn learn(
         + usize::from(body.session.is_some());
     if sources != 1 {
         return Err(ApiError::bad_request(
-            "give exactly one of `facts`, `teach` or `session`",
+            "give exactly one of `facts` (a non-empty list), `teach` or `session`",
         ));
     }
+    let param = if body.teach.is_some() {
+        "teach"
+    } else if body.session.is_some() {
+        "session"
+    } else {
+        "facts"
+    };
     let facts = if let Some(teach) = &body.teach {
         vec![
             lesson::parse_teach(teach)
@@ -246,7 +253,7 @@ pub async fn learn(
         body.facts
     };
     let lesson = Lesson::new(facts, LessonSource::Api)
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+        .map_err(|error| ApiError::invalid(param, error.to_string()))?;
     let task = Task {
         id: format!("job-{:016x}", rand::random::<u64>()),
         reference,

@@ -143,8 +143,8 @@ pub fn start_session(app: &App, body: CreateSession) -> Result<LiveSession, ApiE
         .into_iter()
         .collect();
     let (mut cache, mut origin) = (None, None);
+    let served = app.models.get(&body.model)?;
     if let Some(name) = &body.snapshot {
-        let served = app.models.get(&body.model)?;
         let snapshot = snapshots::open(&app.store, name, "snapshot")?;
         let (saved, sequence) = snapshots::restore(&app.store, &snapshot, &served.engine)?;
         messages = snapshots::continue_messages(saved, messages);

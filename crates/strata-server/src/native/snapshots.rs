@@ -62,7 +62,9 @@ pub async fn remove(
     let store = app.store.clone();
     blocking(&id.0, move || {
         strata_sessions::remove(&store, &parsed).map_err(|error| match error {
-            SessionError::NotFound { .. } => ApiError::not_found(error.to_string()),
+            SessionError::NotFound { .. } => {
+                ApiError::not_found(error.to_string()).code("snapshot_not_found")
+            }
             error => ApiError::internal("-", &error),
         })
     })

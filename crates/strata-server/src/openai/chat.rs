@@ -58,6 +58,7 @@ pub async fn completions(
         let renderer = ChatChunks {
             header,
             include_usage: generation.include_usage(),
+            request_id: id.0.clone(),
         };
         let events = generation::sse_events(receiver, renderer, id.0.clone());
         return Ok(Sse::new(events).into_response());
@@ -174,6 +175,7 @@ pub fn log_finished(request_id: &str, finished: &Finished) {
 struct ChatChunks {
     header: Header,
     include_usage: bool,
+    request_id: String,
 }
 
 impl ChatChunks {
@@ -203,7 +205,7 @@ impl ChunkRenderer for ChatChunks {
     }
 
     fn done(&mut self, finished: &Finished) -> Vec<Value> {
-        log_finished(&self.header.id, finished);
+        log_finished(&self.request_id, finished);
         let reason = finish_reason_name(finished.finish);
         let mut chunks = vec![self.chunk(json!({}), Some(reason))];
         if self.include_usage {

@@ -54,6 +54,7 @@ pub async fn completions(
         let renderer = TextChunks {
             header,
             include_usage: generation.include_usage(),
+            request_id: id.0.clone(),
         };
         let events = generation::sse_events(receiver, renderer, id.0.clone());
         return Ok(Sse::new(events).into_response());
@@ -81,6 +82,7 @@ fn text_completion(header: &Header, text: &str, finish_reason: Option<&str>) -> 
 struct TextChunks {
     header: Header,
     include_usage: bool,
+    request_id: String,
 }
 
 impl TextChunks {
@@ -103,7 +105,7 @@ impl ChunkRenderer for TextChunks {
     }
 
     fn done(&mut self, finished: &Finished) -> Vec<Value> {
-        log_finished(&self.header.id, finished);
+        log_finished(&self.request_id, finished);
         let mut chunks = vec![self.chunk("", Some(finish_reason_name(finished.finish)))];
         if self.include_usage {
             let mut last = text_completion(&self.header, "", None);

@@ -12,7 +12,7 @@ const MAX_STOP_STRINGS: usize = 16;
 
 /// `stop`: one string or a list.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or a list of strings")]
 pub enum StopField {
     /// One stop string.
     One(String),
@@ -49,8 +49,8 @@ pub struct GenerationFields {
     pub seed: Option<u64>,
     /// Number of choices; only 1 is supported.
     pub n: Option<i64>,
-    /// Stream the answer as server-sent events.
-    #[serde(default)]
+    /// Stream the answer as server-sent events; `null` is false.
+    #[serde(default, deserialize_with = "null_is_false")]
     pub stream: bool,
     /// Streaming options.
     pub stream_options: Option<StreamOptions>,
@@ -78,7 +78,7 @@ pub struct CompletionRequest {
 
 /// `prompt` of a text completion.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a string or a list holding one string")]
 pub enum PromptField {
     /// One prompt.
     One(String),
@@ -98,7 +98,10 @@ pub struct ChatMessage {
 
 /// Message content.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a string, null, or a list of {\"type\": \"text\", \"text\": …} parts"
+)]
 pub enum Content {
     /// Plain text.
     Text(String),
@@ -128,6 +131,10 @@ impl Default for RequestLimits {
     fn default() -> Self {
         RequestLimits { max_messages: 1024 }
     }
+}
+
+fn null_is_false<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(false))
 }
 
 /// Turns chat messages into template messages, checking roles, content and count.
@@ -184,6 +191,12 @@ fn joined_text_parts(index: usize, parts: &[ContentPart]) -> Result<String, ApiE
     for (part_index, part) in parts.iter().enumerate() {
         match (part.kind.as_str(), &part.text) {
             ("text", Some(part_text)) => text.push_str(part_text),
+            ("text", None) => {
+                return Err(ApiError::invalid(
+                    &format!("messages[{index}].content[{part_index}].text"),
+                    "a text part needs a `text` string",
+                ));
+            }
             (kind, _) => {
                 return Err(ApiError::invalid(
                     &format!("messages[{index}].content[{part_index}]"),

@@ -117,9 +117,9 @@ pub enum SubmitError {
 /// and its requests are done.
 #[derive(Clone, Debug)]
 pub struct Scheduler {
-    sender: mpsc::SyncSender<Request>,
+    sender: mpsc::Sender<Request>,
     shared: Arc<Shared>,
-    queue_limit: usize,
+    limits: SchedulerLimits,
 }
 
 /// State the handles and the worker share.
@@ -136,8 +136,7 @@ struct Shared {
 impl Scheduler {
     /// Starts a worker thread for `engine`.
     pub fn start(engine: Arc<Engine>, limits: SchedulerLimits) -> std::io::Result<Scheduler> {
-        let queue_limit = limits.queue.max(1);
-        let (sender, receiver) = mpsc::sync_channel(queue_limit);
+        let (sender, receiver) = mpsc::channel();
         let shared = Arc::new(Shared::default());
         let worker_shared = shared.clone();
         let name = format!("strata-worker-{}", engine.manifest_digest().short());
@@ -147,26 +146,35 @@ impl Scheduler {
         Ok(Scheduler {
             sender,
             shared,
-            queue_limit,
+            limits,
         })
     }
 
-    /// Queues a request, or refuses it at once when the queue is full.
+    /// Queues a request, or refuses it at once when every slot is taken and `queue` requests
+    /// already wait. Requests the worker has not picked up yet count against free slots first,
+    /// so a burst of up to `slots + queue` requests is accepted.
     pub fn submit(&self, request: Request) -> Result<(), SubmitError> {
-        self.shared.queued.fetch_add(1, Ordering::SeqCst);
-        match self.sender.try_send(request) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                let queued = self.shared.queued.fetch_sub(1, Ordering::SeqCst) - 1;
-                match error {
-                    mpsc::TrySendError::Full(_) => Err(SubmitError::Busy {
-                        queued,
-                        limit: self.queue_limit,
-                    }),
-                    mpsc::TrySendError::Disconnected(_) => Err(SubmitError::Stopped),
-                }
-            }
+        let free_slots = self
+            .limits
+            .slots
+            .saturating_sub(self.shared.active.load(Ordering::SeqCst));
+        let capacity = free_slots + self.limits.queue;
+        let claimed =
+            self.shared
+                .queued
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
+                    (queued < capacity).then_some(queued + 1)
+                });
+        if let Err(queued) = claimed {
+            return Err(SubmitError::Busy {
+                queued: queued.saturating_sub(free_slots),
+                limit: self.limits.queue,
+            });
         }
+        self.sender.send(request).map_err(|_| {
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            SubmitError::Stopped
+        })
     }
 
     /// Requests waiting for a slot.

@@ -3,31 +3,47 @@
 
 use strata_runtime::Sequence;
 
+/// Cache positions the pool keeps allocated in all, about 750 MB of f32 keys and values for
+/// SmolLM2-135M; a longer cache is dropped rather than pooled.
+pub(super) const POOL_POSITIONS: usize = 16_384;
+
 /// Finished sequences, oldest first.
 #[derive(Debug)]
 pub(super) struct SequencePool {
     sequences: Vec<Sequence>,
     capacity: usize,
+    max_positions: usize,
 }
 
 impl SequencePool {
-    /// A pool that keeps at most `capacity` sequences.
-    pub(super) fn new(capacity: usize) -> SequencePool {
+    /// A pool that keeps at most `capacity` sequences whose caches have room for at most
+    /// `max_positions` positions together.
+    pub(super) fn new(capacity: usize, max_positions: usize) -> SequencePool {
         SequencePool {
             sequences: Vec::new(),
             capacity,
+            max_positions,
         }
     }
 
-    /// Keeps `sequence`, dropping the oldest one when the pool is full.
+    /// Keeps `sequence`, dropping the oldest ones while the pool is over its limits.
     pub(super) fn put(&mut self, sequence: Sequence) {
-        if self.capacity == 0 {
+        let positions = sequence.cache().capacity();
+        if self.capacity == 0 || positions > self.max_positions {
             return;
         }
-        if self.sequences.len() == self.capacity {
+        self.sequences.push(sequence);
+        while self.sequences.len() > self.capacity || self.positions() > self.max_positions {
             self.sequences.remove(0);
         }
-        self.sequences.push(sequence);
+    }
+
+    /// Positions allocated by the pooled caches.
+    fn positions(&self) -> usize {
+        self.sequences
+            .iter()
+            .map(|sequence| sequence.cache().capacity())
+            .sum()
     }
 
     /// Takes the sequence sharing the longest prefix with `prompt`, with that length, when one

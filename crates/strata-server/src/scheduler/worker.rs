@@ -7,7 +7,7 @@ use strata_runtime::engine::Engine;
 use strata_runtime::generate::feed_batch;
 use strata_runtime::{FinishReason, Sequence};
 
-use super::pool::{SequencePool, shared_prefix};
+use super::pool::{POOL_POSITIONS, SequencePool, shared_prefix};
 use super::slot::Slot;
 use super::{Event, Failure, Request, SchedulerLimits, Shared};
 
@@ -35,7 +35,7 @@ pub(super) fn run(
         limits,
         shared,
         slots: Vec::new(),
-        pool: SequencePool::new(limits.slots),
+        pool: SequencePool::new(limits.slots, POOL_POSITIONS),
     };
     while worker.admit(&receiver) {
         worker.end_abandoned();
