@@ -184,11 +184,7 @@ fn stream_chat(
 fn read_headers(reader: &mut BufReader<TcpStream>) -> anyhow::Result<bool> {
     let mut status = String::new();
     reader.read_line(&mut status)?;
-    if !status
-        .split_whitespace()
-        .nth(1)
-        .is_some_and(|code| code == "200")
-    {
+    if status.split_whitespace().nth(1) != Some("200") {
         bail!("the server answered `{}`", status.trim());
     }
     let mut chunked = false;
