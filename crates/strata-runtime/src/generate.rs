@@ -102,7 +102,7 @@ impl Sequence {
     ///
     /// The cache is cut back to the longest common prefix of its tokens and `prompt`. A prompt
     /// that is entirely cached still has its last token fed again, because its logits are not
-    /// kept. The new tokens go through [`Sequence::feed_dense`], even when there is only one.
+    /// kept.
     pub fn feed_prompt(&mut self, model: &Llama, prompt: &[u32]) -> Result<Tensor> {
         if prompt.is_empty() {
             return Err(Error::EmptyInput { op: "generate" });
@@ -115,7 +115,7 @@ impl Sequence {
             "prefill"
         );
         self.truncate(common);
-        self.feed_dense(model, &prompt[common..])
+        self.feed(model, &prompt[common..])
     }
 }
 
