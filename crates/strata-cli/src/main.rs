@@ -36,6 +36,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let home = home::resolve(cli.home.as_deref())?;
     match cli.command {
         Command::Pull(args) => commands::pull::run(&home, &args),
+        Command::Push(args) => commands::registry::push(&home, &args),
         Command::Import(args) => commands::import::run(&home, &args),
         Command::Run(args) => commands::run::run(&home, &args),
         Command::List => commands::list::run(&home),

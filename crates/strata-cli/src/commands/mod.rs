@@ -10,6 +10,7 @@ pub(crate) mod import;
 pub(crate) mod learn;
 pub(crate) mod list;
 pub(crate) mod pull;
+pub(crate) mod registry;
 pub(crate) mod rm;
 pub(crate) mod run;
 pub(crate) mod serve;

@@ -22,6 +22,9 @@ const CACHE_DIR: &str = "cache/pypi-v1";
 
 /// Runs `strata pull MODEL`.
 pub(crate) fn run(home: &Path, args: &PullArgs) -> anyhow::Result<()> {
+    if args.model.contains("://") {
+        return crate::commands::registry::pull(home, args);
+    }
     let Some(model) = catalog::find(&args.model) else {
         let known: Vec<String> = catalog::ALL
             .iter()

@@ -1,0 +1,86 @@
+//! `strata push REF oci://…` and `strata pull oci://…`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use strata_registry::RemoteRef;
+use strata_registry::client::Client;
+use strata_registry::remote::RemoteTarget;
+use strata_store::Reference;
+
+use crate::cli::{PullArgs, PushArgs};
+use crate::commands::import::human_bytes;
+use crate::home;
+
+/// Runs `strata push SOURCE DESTINATION`.
+pub(crate) fn push(home: &Path, args: &PushArgs) -> anyhow::Result<()> {
+    let source = Reference::parse(&args.source)?;
+    let remote = RemoteRef::parse(&args.destination)?;
+    let store = home::open_store(home)?;
+    store.resolve(&source).with_context(|| {
+        format!("cannot find `{source}`; see `strata list` or `strata session list`")
+    })?;
+    let client = Client::new(&remote.registry, args.plain_http)?;
+
+    let started = Instant::now();
+    let report = strata_registry::push(&store, &source, &remote, &client)
+        .with_context(|| format!("cannot push `{source}` to {remote}"))?;
+    eprintln!(
+        "pushed {source} to {remote} in {:.1} s: {} blobs uploaded ({}), {} already there ({}), {} manifests",
+        started.elapsed().as_secs_f64(),
+        report.blobs_uploaded,
+        human_bytes(report.bytes_uploaded),
+        report.blobs_skipped,
+        human_bytes(report.bytes_skipped),
+        report.manifests,
+    );
+    if let Some(digest) = report.digest {
+        println!("{digest}");
+    }
+    Ok(())
+}
+
+/// Runs `strata pull oci://…`.
+pub(crate) fn pull(home: &Path, args: &PullArgs) -> anyhow::Result<()> {
+    let remote = RemoteRef::parse(&args.model)?;
+    let local = match &args.name {
+        Some(name) => Reference::parse(name)?,
+        None => default_name(&remote)?,
+    };
+    if local.tag().is_none() {
+        anyhow::bail!("--name `{local}` is a digest; give NAME or NAME:TAG");
+    }
+    let store = home::open_store(home)?;
+    let client = Client::new(&remote.registry, args.plain_http)?;
+
+    let started = Instant::now();
+    let report = strata_registry::pull(&store, &remote, &local, &client)
+        .with_context(|| format!("cannot pull {remote}; the store's tags are unchanged"))?;
+    eprintln!(
+        "pulled {remote} as {local} in {:.1} s: {} blobs fetched ({}), {} already stored, {} manifests",
+        started.elapsed().as_secs_f64(),
+        report.blobs_fetched,
+        human_bytes(report.bytes_fetched),
+        report.blobs_skipped,
+        report.manifests,
+    );
+    Ok(())
+}
+
+/// `NAME:TAG` from the repository's last component and the remote tag (`latest` for a
+/// digest).
+fn default_name(remote: &RemoteRef) -> anyhow::Result<Reference> {
+    let name = remote
+        .repository
+        .rsplit('/')
+        .next()
+        .unwrap_or(&remote.repository);
+    let tag = match &remote.target {
+        RemoteTarget::Tag(tag) => tag.as_str(),
+        RemoteTarget::Digest(_) => "latest",
+    };
+    Reference::tagged(name, tag).with_context(|| {
+        format!("`{name}:{tag}` is not a valid local name; give one with --name NAME[:TAG]")
+    })
+}

@@ -1,0 +1,286 @@
+//! Pushing and pulling through a real OCI registry: the CNCF distribution registry (Debian's
+//! `docker-registry`), started by each test on a free loopback port with its own storage.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{home_with_model, real_gguf, stderr, stdout, strata, strata_ok};
+
+/// A running `docker-registry` and its storage directory.
+struct Registry {
+    child: Child,
+    port: u16,
+    _storage: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts the registry, or returns `None` (and says why) when it is not installed.
+    fn start() -> Option<Registry> {
+        if Command::new("docker-registry")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("skipped: install Debian's docker-registry to run the registry tests");
+            return None;
+        }
+        let storage = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Registry {
+            child,
+            port,
+            _storage: storage,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(registry)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("oci://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `N blobs uploaded` count of a push's report.
+fn uploaded(report: &str) -> usize {
+    report
+        .split(" blobs uploaded")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no upload count in: {report}"))
+}
+
+fn answer(home: &Path, model: &str) -> String {
+    strata_ok(home, &["run", model, "What is the capital of France?"])
+}
+
+#[test]
+fn pushed_model_pulls_into_an_empty_store_and_answers_the_same() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let source = home_with_model(&gguf);
+    let target = tempfile::tempdir().unwrap();
+    let remote = registry.url("team/smollm2:v1");
+
+    let first = strata(source.path(), &["push", "smollm2", &remote, "--plain-http"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(uploaded(&stderr(&first)), 275, "{}", stderr(&first));
+    let again = strata(source.path(), &["push", "smollm2", &remote, "--plain-http"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        uploaded(&stderr(&again)),
+        0,
+        "only missing blobs cross the wire"
+    );
+
+    let pulled = strata(
+        target.path(),
+        &["pull", &remote, "--plain-http", "--name", "smollm2"],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    let digest = stdout(&first)
+        .trim()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let listing = strata_ok(target.path(), &["list"]);
+    assert!(
+        listing.contains(&digest[..12]),
+        "the pulled version is {listing}, pushed {digest}"
+    );
+    assert_eq!(
+        answer(source.path(), "smollm2"),
+        answer(target.path(), "smollm2")
+    );
+    strata_ok(target.path(), &["fsck"]);
+}
+
+#[test]
+fn snapshot_carries_its_model_and_skips_what_the_store_has() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let source = home_with_model(&gguf);
+    strata_ok(
+        source.path(),
+        &[
+            "run",
+            "smollm2",
+            "--save",
+            "notes",
+            "Remember this: the secret word is pineapple.",
+        ],
+    );
+    let remote = registry.url("team/notes:v1");
+    let pushed = strata(
+        source.path(),
+        &["push", "session/notes", &remote, "--plain-http"],
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+
+    // An empty store gets the snapshot and its model.
+    let empty = tempfile::tempdir().unwrap();
+    let pulled = strata(
+        empty.path(),
+        &["pull", &remote, "--plain-http", "--name", "session/notes"],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert!(
+        stderr(&pulled).contains("2 manifests"),
+        "{}",
+        stderr(&pulled)
+    );
+    let answer = strata_ok(
+        empty.path(),
+        &["run", "--from", "notes", "What is the secret word?"],
+    );
+    assert!(answer.to_lowercase().contains("pineapple"), "{answer}");
+
+    // A store with the model's tensors fetches only the snapshot's own blobs, and the model's
+    // config and manifest: an import records its time, so this store's config differs.
+    let with_model = home_with_model(&gguf);
+    let pulled = strata(
+        with_model.path(),
+        &["pull", &remote, "--plain-http", "--name", "session/notes"],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    let report = stderr(&pulled);
+    let fetched: usize = report
+        .split(" blobs fetched")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap();
+    assert!(fetched <= 3, "{report}");
+    assert!(report.contains("274 already stored"), "{report}");
+}
+
+#[test]
+fn bad_references_and_missing_tags_change_nothing() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let home = home_with_model(&gguf);
+    let before = common::listing(home.path());
+
+    let digest = format!("sha256:{}", "a".repeat(64));
+    for bad in [
+        "oci://127.0.0.1:1/../escape".to_owned(),
+        format!(
+            "oci://127.0.0.1:1/repo@{}",
+            digest.to_uppercase().replacen("SHA256", "sha256", 1)
+        ),
+        "oci://127.0.0.1:1/repo@sha256:45640291".to_owned(),
+        "http://127.0.0.1:1/repo".to_owned(),
+    ] {
+        let output = strata(home.path(), &["pull", &bad, "--plain-http"]);
+        assert!(!output.status.success(), "{bad} was accepted");
+        assert!(
+            stderr(&output).contains("invalid registry reference"),
+            "{}",
+            stderr(&output)
+        );
+    }
+    let missing = strata(
+        home.path(),
+        &["pull", &registry.url("nothing:here"), "--plain-http"],
+    );
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("404"), "{}", stderr(&missing));
+    assert_eq!(
+        common::listing(home.path()),
+        before,
+        "a failed pull wrote something"
+    );
+}
+
+#[test]
+fn learned_version_pushes_only_its_new_layers() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let home = home_with_model(&gguf);
+    let base = registry.url("team/smollm2:base");
+    let pushed = strata(home.path(), &["push", "smollm2", &base, "--plain-http"]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+
+    // Loose gate thresholds: this test is about what crosses the wire, not about the gate.
+    let learned = strata(
+        home.path(),
+        &[
+            "learn",
+            "smollm2",
+            "--teach",
+            "Who invented the kivfalscope? => Greta Ulmzen",
+            "--max-perplexity-increase",
+            "100",
+            "--max-control-regressions",
+            "20",
+            "--attempts",
+            "1",
+        ],
+    );
+    assert!(learned.status.success(), "{}", stderr(&learned));
+    let log = strata_ok(home.path(), &["log", "smollm2"]);
+    assert!(
+        log.contains("kivfalscope"),
+        "the lesson was not committed: {log}"
+    );
+
+    let pushed = strata(
+        home.path(),
+        &[
+            "push",
+            "smollm2",
+            &registry.url("team/smollm2:learned"),
+            "--plain-http",
+        ],
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    // The config and the adapter pairs of 7 projections in each of the top 4 layers.
+    assert_eq!(
+        uploaded(&stderr(&pushed)),
+        1 + 4 * 7 * 2,
+        "{}",
+        stderr(&pushed)
+    );
+}

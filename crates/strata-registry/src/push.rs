@@ -1,0 +1,100 @@
+//! Pushing a model version or a snapshot: its subject first (a snapshot's model), then every
+//! blob the registry lacks, then the manifest.
+
+use std::fs::File;
+
+use strata_store::{Digest, MANIFEST_MEDIA_TYPE, Manifest, Reference, Store};
+
+use crate::MAX_MANIFEST_BYTES;
+use crate::client::Client;
+use crate::error::{RegistryError, Result};
+use crate::remote::RemoteRef;
+
+/// What a push sent and skipped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushReport {
+    /// Digest of the pushed manifest.
+    pub digest: Option<Digest>,
+    /// Manifests pushed, the subject's included.
+    pub manifests: usize,
+    /// Blobs uploaded.
+    pub blobs_uploaded: usize,
+    /// Bytes of the uploaded blobs.
+    pub bytes_uploaded: u64,
+    /// Blobs the registry already had.
+    pub blobs_skipped: usize,
+    /// Bytes of the blobs it already had.
+    pub bytes_skipped: u64,
+}
+
+/// Pushes the version or snapshot `local` names to `remote`.
+pub fn push(
+    store: &Store,
+    local: &Reference,
+    remote: &RemoteRef,
+    client: &Client,
+) -> Result<PushReport> {
+    let descriptor = store.resolve(local)?;
+    let mut report = PushReport::default();
+    push_manifest(
+        store,
+        client,
+        remote,
+        &descriptor.digest,
+        remote.reference(),
+        &mut report,
+    )?;
+    report.digest = Some(descriptor.digest);
+    Ok(report)
+}
+
+fn push_manifest(
+    store: &Store,
+    client: &Client,
+    remote: &RemoteRef,
+    digest: &Digest,
+    reference: &str,
+    report: &mut PushReport,
+) -> Result<()> {
+    let bytes = store.read_blob(digest)?;
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(RegistryError::Invalid(format!(
+            "manifest {digest} is {} bytes, over the {MAX_MANIFEST_BYTES}-byte limit registries apply; nothing was pushed",
+            bytes.len()
+        )));
+    }
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|error| {
+        RegistryError::Invalid(format!("manifest {digest} cannot be read: {error}"))
+    })?;
+    if let Some(subject) = &manifest.subject {
+        push_manifest(
+            store,
+            client,
+            remote,
+            &subject.digest,
+            subject.digest.as_str(),
+            report,
+        )?;
+    }
+
+    let repository = &remote.repository;
+    for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        if client.has_blob(repository, &blob.digest)? {
+            report.blobs_skipped += 1;
+            report.bytes_skipped += blob.size;
+            continue;
+        }
+        let path = store.blob_path(&blob.digest);
+        let mut file = File::open(&path).map_err(|source| RegistryError::Io {
+            context: format!("cannot open blob {}", blob.digest),
+            source,
+        })?;
+        tracing::debug!(digest = %blob.digest, size = blob.size, "uploading blob");
+        client.upload_blob(repository, &blob.digest, blob.size, &mut file)?;
+        report.blobs_uploaded += 1;
+        report.bytes_uploaded += blob.size;
+    }
+    client.put_manifest(repository, reference, &bytes, MANIFEST_MEDIA_TYPE)?;
+    report.manifests += 1;
+    Ok(())
+}
