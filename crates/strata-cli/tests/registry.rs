@@ -18,7 +18,7 @@ struct Registry {
 }
 
 impl Registry {
-    /// Starts the registry, or returns `None` (and says why) when it is not installed.
+    /// Starts the registry, or prints why not and returns `None` when it is not installed.
     fn start() -> Option<Registry> {
         if Command::new("docker-registry")
             .arg("--version")
@@ -75,7 +75,7 @@ impl Drop for Registry {
     }
 }
 
-/// The `N blobs uploaded` count of a push's report.
+/// Reads the `N blobs uploaded` count of a push's report.
 fn uploaded(report: &str) -> usize {
     report
         .split(" blobs uploaded")

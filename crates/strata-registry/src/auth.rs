@@ -2,7 +2,7 @@
 //!
 //! Credentials come from `STRATA_REGISTRY_USERNAME` and `STRATA_REGISTRY_PASSWORD`, else from
 //! Docker's `config.json` (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), whose
-//! `auths` entry for the registry holds `base64(user:password)` or `username` and `password`.
+//! `auths` entry for the registry contains `base64(user:password)` or `username` and `password`.
 
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// The `Authorization` value for basic auth.
+    /// Returns the `Authorization` value for basic auth.
     pub fn basic_header(&self) -> String {
         let pair = format!("{}:{}", self.username, self.password);
         format!("Basic {}", STANDARD.encode(pair))

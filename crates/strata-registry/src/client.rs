@@ -331,7 +331,7 @@ impl Client {
         Ok(format!("Bearer {token}"))
     }
 
-    /// The absolute URL of a response's `Location` header.
+    /// Returns the absolute URL of a response's `Location` header.
     fn location(&self, response: &Response) -> Option<String> {
         let location = header_text(response.headers(), header::LOCATION)?;
         if location.starts_with("http://") || location.starts_with("https://") {

@@ -10,25 +10,25 @@ pub enum RegistryError {
     InvalidReference {
         /// The text given.
         value: String,
-        /// What is wrong and how to write it.
+        /// The problem and how to write the reference.
         reason: String,
     },
-    /// The registry answered with an unexpected status.
+    /// The registry returned an unexpected status.
     #[error("{operation} at {url} failed with HTTP {status}: {body}")]
     Status {
-        /// What was attempted, such as `upload blob`.
+        /// The operation, such as `upload blob`.
         operation: String,
         /// The URL.
         url: String,
         /// The status code.
         status: u16,
-        /// The start of the registry's answer.
+        /// The start of the response body.
         body: String,
     },
     /// The registry could not be reached.
     #[error("{operation} at {url}: {source}")]
     Http {
-        /// What was attempted.
+        /// The operation.
         operation: String,
         /// The URL.
         url: String,
@@ -44,7 +44,7 @@ pub enum RegistryError {
     /// Reading credentials or a blob failed.
     #[error("{context}: {source}")]
     Io {
-        /// What was being read.
+        /// The file or blob being read.
         context: String,
         /// The cause.
         source: std::io::Error,

@@ -12,7 +12,7 @@ use crate::remote::RemoteRef;
 /// Annotation naming a layer's file, which must never be a path.
 const TITLE_ANNOTATION: &str = "org.opencontainers.image.title";
 
-/// What a pull fetched and skipped.
+/// Counts of what a pull fetched and skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PullReport {
     /// Digest of the pulled manifest.

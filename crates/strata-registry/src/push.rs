@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::error::{RegistryError, Result};
 use crate::remote::RemoteRef;
 
-/// What a push sent and skipped.
+/// Counts of what a push sent and skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PushReport {
     /// Digest of the pushed manifest.

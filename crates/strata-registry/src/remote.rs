@@ -17,7 +17,7 @@ pub struct RemoteRef {
     pub target: RemoteTarget,
 }
 
-/// What a [`RemoteRef`] points at inside its repository.
+/// The tag or digest a [`RemoteRef`] points at inside its repository.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RemoteTarget {
     /// A tag (`latest` when none is given).
@@ -61,7 +61,7 @@ impl RemoteRef {
         })
     }
 
-    /// The tag or digest as the distribution API takes it in a manifest URL.
+    /// Returns the tag or digest as the distribution API takes it in a manifest URL.
     pub fn reference(&self) -> &str {
         match &self.target {
             RemoteTarget::Tag(tag) => tag,
@@ -69,7 +69,7 @@ impl RemoteRef {
         }
     }
 
-    /// The same repository at `digest`.
+    /// Returns the same repository at `digest`.
     pub fn at_digest(&self, digest: &Digest) -> RemoteRef {
         RemoteRef {
             target: RemoteTarget::Digest(digest.clone()),
