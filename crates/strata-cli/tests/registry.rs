@@ -284,3 +284,78 @@ fn learned_version_pushes_only_its_new_layers() {
         stderr(&pushed)
     );
 }
+
+#[test]
+fn skopeo_reads_pushed_artifacts_and_writes_pullable_ones() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("skipped: install skopeo to run the interoperability test");
+        return;
+    }
+    let home = home_with_model(&gguf);
+    let pushed = strata(
+        home.path(),
+        &[
+            "push",
+            "smollm2",
+            &registry.url("strata/smollm2:v1"),
+            "--plain-http",
+        ],
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+    let digest = stdout(&pushed).trim().to_owned();
+
+    // skopeo reads what strata pushed, byte for byte.
+    let docker_ref = |path: &str| format!("docker://127.0.0.1:{}/{path}", registry.port);
+    let inspect = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &docker_ref("strata/smollm2:v1"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    assert_eq!(strata_store::Digest::of(&inspect.stdout).as_str(), digest);
+
+    // strata pulls what skopeo copied from strata's own store into another repository.
+    let layout = format!("oci:{}:smollm2:latest", home.path().display());
+    let copy = Command::new("skopeo")
+        .args([
+            "copy",
+            "--dest-tls-verify=false",
+            &layout,
+            &docker_ref("skopeo/smollm2:v2"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    let target = tempfile::tempdir().unwrap();
+    let pulled = strata(
+        target.path(),
+        &[
+            "pull",
+            &registry.url("skopeo/smollm2:v2"),
+            "--plain-http",
+            "--name",
+            "smollm2",
+        ],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert_eq!(
+        answer(home.path(), "smollm2"),
+        answer(target.path(), "smollm2")
+    );
+}
