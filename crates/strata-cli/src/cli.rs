@@ -28,7 +28,9 @@ pub(crate) enum Command {
     Pull(PullArgs),
     /// Push a model version or a saved session to an OCI registry.
     Push(PushArgs),
-    /// Import a GGUF file or a Hugging Face model directory into the store.
+    /// Write a model version or a saved session to an OCI layout archive (`.tar`).
+    Export(ExportArgs),
+    /// Import a GGUF file, a Hugging Face model directory or an OCI layout archive (`.tar`).
     Import(ImportArgs),
     /// Chat with a model, or answer one prompt and exit.
     Run(RunArgs),
@@ -284,6 +286,16 @@ pub(crate) struct PullArgs {
     /// Talk to the registry over plain HTTP, as a local registry expects.
     #[arg(long)]
     pub(crate) plain_http: bool,
+}
+
+/// Arguments of `strata export`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Model version (`NAME[:TAG]`, `NAME@sha256:…`) or saved session (`session/NAME`).
+    pub(crate) source: String,
+
+    /// The archive to write; skopeo reads it as `oci-archive:FILE`.
+    pub(crate) file: PathBuf,
 }
 
 /// Arguments of `strata push`.

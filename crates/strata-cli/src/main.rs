@@ -37,6 +37,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pull(args) => commands::pull::run(&home, &args),
         Command::Push(args) => commands::registry::push(&home, &args),
+        Command::Export(args) => commands::registry::export(&home, &args),
         Command::Import(args) => commands::import::run(&home, &args),
         Command::Run(args) => commands::run::run(&home, &args),
         Command::List => commands::list::run(&home),

@@ -359,3 +359,104 @@ fn skopeo_reads_pushed_artifacts_and_writes_pullable_ones() {
         answer(target.path(), "smollm2")
     );
 }
+
+#[test]
+fn archives_round_trip_through_skopeo_and_bad_ones_change_nothing() {
+    let Some(gguf) = real_gguf() else { return };
+    if Command::new("skopeo").arg("--version").output().is_err() {
+        eprintln!("skipped: install skopeo to run the archive test");
+        return;
+    }
+    let home = home_with_model(&gguf);
+    let scratch = tempfile::tempdir().unwrap();
+    let exported = scratch.path().join("smollm2.tar");
+    strata_ok(
+        home.path(),
+        &["export", "smollm2", exported.to_str().unwrap()],
+    );
+
+    // skopeo reads strata's archive and writes its own copy, which strata imports.
+    let copied = scratch.path().join("copied.tar");
+    let copy = Command::new("skopeo")
+        .arg("copy")
+        .arg(format!("oci-archive:{}:smollm2:latest", exported.display()))
+        .arg(format!("oci-archive:{}:smollm2:copy", copied.display()))
+        .output()
+        .unwrap();
+    assert!(
+        copy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copy.stderr)
+    );
+    let target = tempfile::tempdir().unwrap();
+    strata_ok(
+        target.path(),
+        &["import", copied.to_str().unwrap(), "--name", "smollm2"],
+    );
+    assert_eq!(
+        answer(home.path(), "smollm2"),
+        answer(target.path(), "smollm2")
+    );
+
+    // A session archive keeps the session namespace to itself.
+    strata_ok(
+        home.path(),
+        &[
+            "run",
+            "smollm2",
+            "--save",
+            "notes",
+            "Remember this: the secret word is pineapple.",
+        ],
+    );
+    let session = scratch.path().join("notes.tar");
+    strata_ok(
+        home.path(),
+        &["export", "session/notes", session.to_str().unwrap()],
+    );
+    let misnamed = strata(
+        target.path(),
+        &["import", session.to_str().unwrap(), "--name", "notes"],
+    );
+    assert!(!misnamed.status.success());
+    assert!(
+        stderr(&misnamed).contains("session/NAME"),
+        "{}",
+        stderr(&misnamed)
+    );
+    strata_ok(
+        target.path(),
+        &[
+            "import",
+            session.to_str().unwrap(),
+            "--name",
+            "session/notes",
+        ],
+    );
+    let answer = strata_ok(
+        target.path(),
+        &["run", "--from", "notes", "What is the secret word?"],
+    );
+    assert!(answer.to_lowercase().contains("pineapple"), "{answer}");
+
+    // A damaged archive is rejected before anything is written.
+    let mut bytes = std::fs::read(&exported).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    let damaged = scratch.path().join("damaged.tar");
+    std::fs::write(&damaged, bytes).unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    strata_ok(empty.path(), &["list"]);
+    let before = common::listing(empty.path());
+    let output = strata(
+        empty.path(),
+        &["import", damaged.to_str().unwrap(), "--name", "broken"],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("nothing was imported") || stderr(&output).contains("hashes to"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(common::listing(empty.path()), before);
+}

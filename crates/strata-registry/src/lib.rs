@@ -7,6 +7,7 @@
 //! blobs the other side lacks cross the wire, and every pulled byte is checked against its
 //! digest before it enters the store.
 
+pub mod archive;
 pub mod auth;
 pub mod client;
 pub mod error;

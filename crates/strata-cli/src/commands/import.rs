@@ -21,8 +21,11 @@ pub(crate) fn run(home: &Path, args: &ImportArgs) -> anyhow::Result<()> {
 
 /// Imports `args.path`, labelling the progress bar with `label`.
 pub(crate) fn run_with_name(home: &Path, args: &ImportArgs, label: &str) -> anyhow::Result<()> {
-    let reference = parse_tag_reference(&args.name)?;
     let path = &args.path;
+    if path.extension().is_some_and(|extension| extension == "tar") {
+        return crate::commands::registry::import_archive(home, path, &args.name);
+    }
+    let reference = parse_tag_reference(&args.name)?;
     let metadata = std::fs::metadata(path)
         .with_context(|| format!("{}: cannot import: the path does not exist", path.display()))?;
     let store = home::open_store(home)?;

@@ -9,7 +9,7 @@ use strata_registry::client::Client;
 use strata_registry::remote::RemoteTarget;
 use strata_store::Reference;
 
-use crate::cli::{PullArgs, PushArgs};
+use crate::cli::{ExportArgs, PullArgs, PushArgs};
 use crate::commands::import::human_bytes;
 use crate::home;
 
@@ -83,4 +83,55 @@ fn default_name(remote: &RemoteRef) -> anyhow::Result<Reference> {
     Reference::tagged(name, tag).with_context(|| {
         format!("`{name}:{tag}` is not a valid local name; give one with --name NAME[:TAG]")
     })
+}
+
+/// Runs `strata export SOURCE FILE.tar`.
+pub(crate) fn export(home: &Path, args: &ExportArgs) -> anyhow::Result<()> {
+    let source = Reference::parse(&args.source)?;
+    let store = home::open_store(home)?;
+    store.resolve(&source).with_context(|| {
+        format!("cannot find `{source}`; see `strata list` or `strata session list`")
+    })?;
+    let report = strata_registry::archive::export(&store, &source, &args.file)
+        .with_context(|| format!("cannot export `{source}` to {}", args.file.display()))?;
+    eprintln!(
+        "exported {source} to {}: {} blobs ({})",
+        args.file.display(),
+        report.blobs,
+        human_bytes(report.bytes)
+    );
+    Ok(())
+}
+
+/// Runs `strata import FILE.tar --name NAME[:TAG]`: a snapshot must be named `session/NAME`,
+/// and only a snapshot may be.
+pub(crate) fn import_archive(home: &Path, path: &Path, name: &str) -> anyhow::Result<()> {
+    let name = Reference::parse(name)?;
+    if name.tag().is_none() {
+        anyhow::bail!("`{name}` is a digest reference; give a name and tag such as `mymodel:v1`");
+    }
+    let wants_session = name.name.starts_with(strata_sessions::TAG_PREFIX);
+    let accept = |descriptor: &strata_store::Descriptor| {
+        let is_snapshot = descriptor.artifact_type.as_deref()
+            == Some(strata_sessions::media::SNAPSHOT_ARTIFACT_TYPE);
+        match (is_snapshot, wants_session) {
+            (true, false) => Err(format!(
+                "it holds a saved session; import it as `--name session/NAME`, not `{name}`"
+            )),
+            (false, true) => Err(format!(
+                "it holds no saved session, so it cannot be named `{name}`"
+            )),
+            _ => Ok(()),
+        }
+    };
+    let store = home::open_store(home)?;
+    let report = strata_registry::archive::import(&store, path, &name, &accept)
+        .with_context(|| format!("{}: import failed", path.display()))?;
+    eprintln!(
+        "imported {} as {name}: {} blobs ({})",
+        path.display(),
+        report.blobs,
+        human_bytes(report.bytes)
+    );
+    Ok(())
 }
