@@ -314,6 +314,11 @@ pub(crate) struct PushArgs {
     /// Where to push: `oci://HOST[:PORT]/REPO[:TAG]`.
     pub(crate) destination: String,
 
+    /// Another repository of the same registry to mount missing blobs from (such as the one
+    /// the base model was pushed to), so they are not uploaded again.
+    #[arg(long, value_name = "REPO")]
+    pub(crate) mount_from: Option<String>,
+
     /// Talk to the registry over plain HTTP, as a local registry expects.
     #[arg(long)]
     pub(crate) plain_http: bool,

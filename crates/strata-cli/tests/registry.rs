@@ -460,3 +460,91 @@ fn archives_round_trip_through_skopeo_and_bad_ones_change_nothing() {
     );
     assert_eq!(common::listing(empty.path()), before);
 }
+
+/// Reads the `N mounted` count of a push's report.
+fn mounted(report: &str) -> usize {
+    report
+        .split(" mounted")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|count| count.parse().ok())
+        .unwrap_or_else(|| panic!("no mount count in: {report}"))
+}
+
+#[test]
+fn mounts_count_only_when_the_registry_answers_201() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let home = home_with_model(&gguf);
+    let pushed = strata(
+        home.path(),
+        &[
+            "push",
+            "smollm2",
+            &registry.url("team/a:v1"),
+            "--plain-http",
+        ],
+    );
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+
+    // The blobs are in team/a, so team/b mounts every one and uploads nothing.
+    let mounted_push = strata(
+        home.path(),
+        &[
+            "push",
+            "smollm2",
+            &registry.url("team/b:v1"),
+            "--plain-http",
+            "--mount-from",
+            "team/a",
+        ],
+    );
+    assert!(mounted_push.status.success(), "{}", stderr(&mounted_push));
+    assert_eq!(
+        mounted(&stderr(&mounted_push)),
+        275,
+        "{}",
+        stderr(&mounted_push)
+    );
+    assert_eq!(
+        uploaded(&stderr(&mounted_push)),
+        0,
+        "{}",
+        stderr(&mounted_push)
+    );
+
+    // team/empty lacks them: the registry answers 202 (an upload session, not a mount), so
+    // every blob is uploaded, and the result pulls and answers like the source.
+    let fallback = strata(
+        home.path(),
+        &[
+            "push",
+            "smollm2",
+            &registry.url("team/c:v1"),
+            "--plain-http",
+            "--mount-from",
+            "team/empty",
+        ],
+    );
+    assert!(fallback.status.success(), "{}", stderr(&fallback));
+    assert_eq!(mounted(&stderr(&fallback)), 0, "{}", stderr(&fallback));
+    assert_eq!(uploaded(&stderr(&fallback)), 275, "{}", stderr(&fallback));
+    let target = tempfile::tempdir().unwrap();
+    let pulled = strata(
+        target.path(),
+        &[
+            "pull",
+            &registry.url("team/c:v1"),
+            "--plain-http",
+            "--name",
+            "smollm2",
+        ],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert_eq!(
+        answer(home.path(), "smollm2"),
+        answer(target.path(), "smollm2")
+    );
+}

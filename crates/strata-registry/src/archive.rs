@@ -26,7 +26,7 @@ type ArchiveBlobs = BTreeMap<Digest, (u64, Option<Vec<u8>>)>;
 /// Contents of an archive's `oci-layout` file.
 const LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// What an export wrote or an import stored.
+/// Counts of what an export wrote or an import stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ArchiveReport {
     /// The manifest exported or imported.
@@ -131,8 +131,8 @@ fn append_bytes(
 }
 
 /// Imports the archive at `path`, whose index must name exactly one manifest, and tags it
-/// `name`. `accept` sees the manifest's descriptor once the archive is checked and before
-/// anything is written; its error rejects the import.
+/// `name`. `accept` is called with the manifest's descriptor once the archive is checked and
+/// before anything is written; its error rejects the import.
 pub fn import(
     store: &Store,
     path: &Path,
@@ -300,8 +300,8 @@ fn check_complete(
     Ok(())
 }
 
-/// The digest of a `blobs/sha256/<hex>` entry, `None` for other names, an error for a blob
-/// path that is not a valid digest.
+/// Returns the digest of a `blobs/sha256/<hex>` entry, `None` for other names, and an error for
+/// a blob path that is not a valid digest.
 fn blob_name(name: &str) -> Result<Option<Digest>> {
     let Some(hex) = name.strip_prefix("blobs/sha256/") else {
         return Ok(None);
@@ -311,7 +311,7 @@ fn blob_name(name: &str) -> Result<Option<Digest>> {
         .map_err(|error| RegistryError::Invalid(format!("archive entry `{name}`: {error}")))
 }
 
-/// The entry's name, rejecting absolute paths and `..`.
+/// Returns the entry's name, rejecting absolute paths and `..`.
 fn entry_path(entry: &tar::Entry<'_, File>, path: &Path) -> Result<String> {
     let raw = entry.path_bytes();
     let name = String::from_utf8_lossy(&raw)

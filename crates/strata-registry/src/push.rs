@@ -23,23 +23,29 @@ pub struct PushReport {
     pub bytes_uploaded: u64,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
+    /// Blobs the registry mounted from another repository instead of receiving them.
+    pub blobs_mounted: usize,
     /// Bytes of the blobs it already had.
     pub bytes_skipped: u64,
 }
 
-/// Pushes the version or snapshot `local` names to `remote`.
+/// Pushes the version or snapshot `local` names to `remote`. With `mount_from`, a blob the
+/// repository lacks is first offered as a cross-repository mount from that repository of the
+/// same registry; only a 201 answer counts as mounted, otherwise the blob is uploaded.
 pub fn push(
     store: &Store,
     local: &Reference,
     remote: &RemoteRef,
     client: &Client,
+    mount_from: Option<&str>,
 ) -> Result<PushReport> {
     let descriptor = store.resolve(local)?;
     let mut report = PushReport::default();
+    let target = Target { remote, mount_from };
     push_manifest(
         store,
         client,
-        remote,
+        &target,
         &descriptor.digest,
         remote.reference(),
         &mut report,
@@ -48,10 +54,16 @@ pub fn push(
     Ok(report)
 }
 
+/// Where a push goes.
+struct Target<'a> {
+    remote: &'a RemoteRef,
+    mount_from: Option<&'a str>,
+}
+
 fn push_manifest(
     store: &Store,
     client: &Client,
-    remote: &RemoteRef,
+    target: &Target<'_>,
     digest: &Digest,
     reference: &str,
     report: &mut PushReport,
@@ -70,18 +82,24 @@ fn push_manifest(
         push_manifest(
             store,
             client,
-            remote,
+            target,
             &subject.digest,
             subject.digest.as_str(),
             report,
         )?;
     }
 
-    let repository = &remote.repository;
+    let repository = &target.remote.repository;
     for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
         if client.has_blob(repository, &blob.digest)? {
             report.blobs_skipped += 1;
             report.bytes_skipped += blob.size;
+            continue;
+        }
+        if let Some(from) = target.mount_from
+            && client.mount_blob(repository, from, &blob.digest)?
+        {
+            report.blobs_mounted += 1;
             continue;
         }
         let path = store.blob_path(&blob.digest);

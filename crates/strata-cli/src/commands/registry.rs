@@ -24,13 +24,25 @@ pub(crate) fn push(home: &Path, args: &PushArgs) -> anyhow::Result<()> {
     let client = Client::new(&remote.registry, args.plain_http)?;
 
     let started = Instant::now();
-    let report = strata_registry::push(&store, &source, &remote, &client)
-        .with_context(|| format!("cannot push `{source}` to {remote}"))?;
+    if let Some(from) = &args.mount_from {
+        let probe = format!("oci://{}/{from}", remote.registry);
+        RemoteRef::parse(&probe)
+            .with_context(|| format!("--mount-from `{from}` is not a repository name"))?;
+    }
+    let report = strata_registry::push(
+        &store,
+        &source,
+        &remote,
+        &client,
+        args.mount_from.as_deref(),
+    )
+    .with_context(|| format!("cannot push `{source}` to {remote}"))?;
     eprintln!(
-        "pushed {source} to {remote} in {:.1} s: {} blobs uploaded ({}), {} already there ({}), {} manifests",
+        "pushed {source} to {remote} in {:.1} s: {} blobs uploaded ({}), {} mounted, {} already there ({}), {} manifests",
         started.elapsed().as_secs_f64(),
         report.blobs_uploaded,
         human_bytes(report.bytes_uploaded),
+        report.blobs_mounted,
         report.blobs_skipped,
         human_bytes(report.bytes_skipped),
         report.manifests,
