@@ -129,6 +129,9 @@ struct Shared {
     queued: AtomicUsize,
     /// Requests in slots.
     active: AtomicUsize,
+    /// Requests accepted and not yet finished, queued or active: the one count admission
+    /// checks, so a request moving from the queue to a slot never opens a gap.
+    accepted: AtomicUsize,
     /// Set at shutdown: every request ends at the next step.
     cancel_all: AtomicBool,
 }
@@ -150,29 +153,26 @@ impl Scheduler {
         })
     }
 
-    /// Queues a request, or refuses it at once when every slot is taken and `queue` requests
-    /// already wait. Requests the worker has not picked up yet count against free slots first,
-    /// so a burst of up to `slots + queue` requests is accepted.
+    /// Queues a request, or refuses it at once when `slots + queue` requests are already
+    /// accepted and not finished, so a burst of up to that many is always taken.
     pub fn submit(&self, request: Request) -> Result<(), SubmitError> {
-        let free_slots = self
-            .limits
-            .slots
-            .saturating_sub(self.shared.active.load(Ordering::SeqCst));
-        let capacity = free_slots + self.limits.queue;
+        let capacity = self.limits.slots + self.limits.queue;
         let claimed =
             self.shared
-                .queued
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |queued| {
-                    (queued < capacity).then_some(queued + 1)
+                .accepted
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |accepted| {
+                    (accepted < capacity).then_some(accepted + 1)
                 });
-        if let Err(queued) = claimed {
+        if let Err(accepted) = claimed {
             return Err(SubmitError::Busy {
-                queued: queued.saturating_sub(free_slots),
+                queued: accepted.saturating_sub(self.limits.slots),
                 limit: self.limits.queue,
             });
         }
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
         self.sender.send(request).map_err(|_| {
             self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+            self.shared.accepted.fetch_sub(1, Ordering::SeqCst);
             SubmitError::Stopped
         })
     }

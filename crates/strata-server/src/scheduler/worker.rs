@@ -80,6 +80,7 @@ impl<'e> Worker<'e> {
             (None, None) => match self.fresh_sequence(prompt.len()) {
                 Ok(sequence) => (sequence, 0),
                 Err(error) => {
+                    self.shared.accepted.fetch_sub(1, Ordering::SeqCst);
                     tracing::error!(request = %request.id, %error, "cannot allocate a cache");
                     let _ = request.events.send(Event::Failed(Failure::Internal));
                     return;
@@ -190,6 +191,7 @@ impl<'e> Worker<'e> {
         }
         let (done, active): (Vec<_>, Vec<_>) = self.slots.drain(..).partition(Slot::is_done);
         self.slots = active;
+        self.shared.accepted.fetch_sub(done.len(), Ordering::SeqCst);
         for slot in done {
             if let Some(sequence) = slot.retire() {
                 self.pool.put(sequence);
