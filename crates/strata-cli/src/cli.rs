@@ -311,7 +311,7 @@ pub(crate) struct PushArgs {
     /// Model version (`NAME[:TAG]`, `NAME@sha256:…`) or saved session (`session/NAME`).
     pub(crate) source: String,
 
-    /// Where to push: `oci://HOST[:PORT]/REPO[:TAG]`.
+    /// The destination, `oci://HOST[:PORT]/REPO[:TAG]`.
     pub(crate) destination: String,
 
     /// Another repository of the same registry to mount missing blobs from (such as the one
@@ -522,7 +522,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 2)]
     pub(crate) requests: usize,
 
-    /// Tokens each `--serve` request asks for.
+    /// Tokens each `--serve` request requests.
     #[arg(long, default_value_t = 128)]
     pub(crate) max_tokens: usize,
 }

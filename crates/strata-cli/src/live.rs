@@ -16,9 +16,8 @@ use crate::commands::fsck::plural;
 use crate::commands::import::human_bytes;
 use crate::commands::pull;
 use crate::learning::{Finished, Lessons};
-use strata_learning::gate::GateSettings;
 use strata_learning::learn::LearnOptions;
-use strata_learning::lesson::{self, Lesson};
+use strata_learning::lesson::Lesson;
 
 /// One running conversation and where it came from.
 #[derive(Debug)]
@@ -59,14 +58,7 @@ impl Live {
             origin: None,
             attached: None,
             lessons: Lessons::new(),
-            learn_options: LearnOptions {
-                training: None,
-                adapter_layers: None,
-                gate: GateSettings::default(),
-                controls: lesson::default_controls(),
-                heldout_dir: None,
-                attempts: 2,
-            },
+            learn_options: LearnOptions::default(),
         }
     }
 

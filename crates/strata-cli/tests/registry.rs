@@ -90,7 +90,7 @@ fn answer(home: &Path, model: &str) -> String {
 }
 
 #[test]
-fn pushed_model_pulls_into_an_empty_store_and_answers_the_same() {
+fn push_then_pull_into_empty_store() {
     let Some(gguf) = real_gguf() else { return };
     let Some(registry) = Registry::start() else {
         return;
@@ -132,7 +132,7 @@ fn pushed_model_pulls_into_an_empty_store_and_answers_the_same() {
 }
 
 #[test]
-fn snapshot_carries_its_model_and_skips_what_the_store_has() {
+fn snapshot_pull_brings_its_model() {
     let Some(gguf) = real_gguf() else { return };
     let Some(registry) = Registry::start() else {
         return;
@@ -361,7 +361,7 @@ fn skopeo_reads_pushed_artifacts_and_writes_pullable_ones() {
 }
 
 #[test]
-fn archives_round_trip_through_skopeo_and_bad_ones_change_nothing() {
+fn archives_round_trip_through_skopeo() {
     let Some(gguf) = real_gguf() else { return };
     if Command::new("skopeo").arg("--version").output().is_err() {
         eprintln!("skipped: install skopeo to run the archive test");
@@ -515,7 +515,7 @@ fn mounts_count_only_when_the_registry_answers_201() {
         stderr(&mounted_push)
     );
 
-    // team/empty lacks them: the registry answers 202 (an upload session, not a mount), so
+    // team/empty lacks them: the registry responds 202 (an upload session, not a mount), so
     // every blob is uploaded, and the result pulls and answers like the source.
     let fallback = strata(
         home.path(),

@@ -595,7 +595,7 @@ fn template_errors_limits_and_keys_are_client_errors() {
 }
 
 #[test]
-fn shutdown_ends_requests_in_flight_and_leaves_the_store_consistent() {
+fn shutdown_ends_requests_in_flight() {
     let Some(gguf) = real_gguf() else { return };
     let home = home_with_model(&gguf);
     let server = Server::start(home.path(), &["--grace", "1"]);

@@ -37,6 +37,21 @@ pub struct LearnOptions {
     pub attempts: usize,
 }
 
+impl Default for LearnOptions {
+    /// Returns the settings a chat's lessons use: default training, adapter placement and
+    /// gate, the bundled control questions, the default held-out text and two rounds.
+    fn default() -> Self {
+        LearnOptions {
+            training: None,
+            adapter_layers: None,
+            gate: GateSettings::default(),
+            controls: crate::lesson::default_controls(),
+            heldout_dir: None,
+            attempts: 2,
+        }
+    }
+}
+
 /// True when controls and perplexity are within the gate's bounds.
 fn anchored(report: &GateReport, settings: &GateSettings) -> bool {
     let controls_ok = report.control_regressions.len() <= settings.max_control_regressions;

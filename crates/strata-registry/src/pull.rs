@@ -63,7 +63,7 @@ fn pull_manifest(
         let (_, size) = store.put_blob_from_reader(&mut response, Some(&blob.digest))?;
         if size != blob.size {
             return Err(RegistryError::Invalid(format!(
-                "blob {} is {size} bytes, but the manifest says {}",
+                "blob {} is {size} bytes, but the manifest declares {}",
                 blob.digest, blob.size
             )));
         }

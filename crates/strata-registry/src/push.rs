@@ -31,7 +31,7 @@ pub struct PushReport {
 
 /// Pushes the version or snapshot `local` names to `remote`. With `mount_from`, a blob the
 /// repository lacks is first offered as a cross-repository mount from that repository of the
-/// same registry; only a 201 answer counts as mounted, otherwise the blob is uploaded.
+/// same registry; only a 201 response counts as mounted, otherwise the blob is uploaded.
 pub fn push(
     store: &Store,
     local: &Reference,
@@ -54,7 +54,7 @@ pub fn push(
     Ok(report)
 }
 
-/// Where a push goes.
+/// The destination of a push.
 struct Target<'a> {
     remote: &'a RemoteRef,
     mount_from: Option<&'a str>,

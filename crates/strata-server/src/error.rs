@@ -1,11 +1,11 @@
-//! Errors as HTTP answers, in the OpenAI error format on every route:
+//! Errors as HTTP responses, in the OpenAI error format on every route:
 //! `{"error": {"message", "type", "param", "code"}}`.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-/// An error answer: status, message and the request field it concerns.
+/// An error response: status, message and the request field it concerns.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{status}: {message}")]
 pub struct ApiError {
@@ -20,7 +20,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A 400 about request field `param`.
+    /// Builds a 400 about request field `param`.
     pub fn invalid(param: &str, message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -30,17 +30,17 @@ impl ApiError {
         }
     }
 
-    /// A 400 not tied to one field.
+    /// Builds a 400 not tied to one field.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::with_status(StatusCode::BAD_REQUEST, message)
     }
 
-    /// A 404 for a missing resource.
+    /// Builds a 404 for a missing resource.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::with_status(StatusCode::NOT_FOUND, message)
     }
 
-    /// An error with any status.
+    /// Builds an error with any status.
     pub fn with_status(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -50,7 +50,7 @@ impl ApiError {
         }
     }
 
-    /// A 500 whose cause is logged with the request id and not shown to the client.
+    /// Builds a 500 whose cause is logged with the request id and not shown to the client.
     pub fn internal(request_id: &str, cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(request = request_id, error = %cause, "internal error");
         ApiError::with_status(
@@ -65,7 +65,7 @@ impl ApiError {
         self
     }
 
-    /// The OpenAI `type` for the status.
+    /// Returns the OpenAI `type` for the status.
     fn kind(&self) -> &'static str {
         match self.status {
             StatusCode::UNAUTHORIZED => "authentication_error",
@@ -76,7 +76,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
+    /// Returns the JSON body.
     pub fn body(&self) -> serde_json::Value {
         json!({
             "error": {

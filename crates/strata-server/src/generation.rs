@@ -58,7 +58,7 @@ pub fn submit(
     Ok(receiver)
 }
 
-/// A whole answer.
+/// The whole generated text of a request.
 #[derive(Debug)]
 pub struct Collected {
     /// The text, stop strings removed.
@@ -67,7 +67,7 @@ pub struct Collected {
     pub finished: Box<Finished>,
 }
 
-/// Waits for the whole answer.
+/// Waits for the whole generated text.
 pub async fn collect(
     mut receiver: UnboundedReceiver<Event>,
     request_id: &str,
@@ -88,7 +88,7 @@ pub async fn collect(
     }
 }
 
-/// The answer to a request that failed in the worker.
+/// Builds the error response of a request that failed in the worker.
 pub fn failure_error(failure: Failure, request_id: &str) -> ApiError {
     match failure {
         Failure::ShuttingDown => ApiError::with_status(
@@ -104,7 +104,7 @@ pub fn failure_error(failure: Failure, request_id: &str) -> ApiError {
     }
 }
 
-/// The OpenAI name of a finish reason.
+/// Returns the OpenAI name of a finish reason.
 pub fn finish_reason_name(finish: FinishReason) -> &'static str {
     match finish {
         FinishReason::Length => "length",

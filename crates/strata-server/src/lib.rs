@@ -31,7 +31,7 @@ use crate::models::Models;
 use crate::openai::request::RequestLimits;
 use crate::scheduler::SchedulerLimits;
 
-/// How the server listens and what it accepts.
+/// The server's address, key and limits.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Address to bind; loopback unless an API key is set.
@@ -62,7 +62,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// Why the server could not start or stopped with an error.
+/// The reason the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// A non-loopback address without an API key.
@@ -104,7 +104,7 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Answers routes that do not exist in the same error format as the others.
+/// Responds to routes that do not exist in the same error format as the others.
 async fn unknown_route(uri: axum::http::Uri) -> error::ApiError {
     error::ApiError::not_found(format!(
         "no route `{}`; see docs/api.md for the routes strata serves",

@@ -8,7 +8,7 @@ pub(crate) struct StopMatcher {
     held: String,
 }
 
-/// What one [`StopMatcher::push`] released.
+/// The text one [`StopMatcher::push`] released.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Released {
     /// Text that is safe to send.
@@ -18,7 +18,7 @@ pub(crate) struct Released {
 }
 
 impl StopMatcher {
-    /// A matcher for `stops`; empty strings are ignored.
+    /// Creates a matcher for `stops`, ignoring empty strings.
     pub(crate) fn new(stops: Vec<String>) -> StopMatcher {
         let stops = stops.into_iter().filter(|stop| !stop.is_empty()).collect();
         StopMatcher {

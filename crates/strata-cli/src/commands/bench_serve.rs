@@ -160,7 +160,7 @@ fn stream_chat(
         let event: Value =
             serde_json::from_str(data).with_context(|| format!("bad event `{data}`"))?;
         if let Some(error) = event.get("error") {
-            bail!("the server answered with an error: {error}");
+            bail!("the server returned an error: {error}");
         }
         let content = event["choices"][0]["delta"]["content"]
             .as_str()
@@ -185,7 +185,7 @@ fn read_headers(reader: &mut BufReader<TcpStream>) -> anyhow::Result<bool> {
     let mut status = String::new();
     reader.read_line(&mut status)?;
     if status.split_whitespace().nth(1) != Some("200") {
-        bail!("the server answered `{}`", status.trim());
+        bail!("the server responded `{}`", status.trim());
     }
     let mut chunked = false;
     loop {

@@ -37,7 +37,8 @@ def check_plain_and_streamed_answers_agree():
     choice = whole.choices[0]
     assert "Paris" in choice.message.content, choice.message.content
     assert choice.finish_reason == "stop", choice.finish_reason
-    assert whole.usage.completion_tokens > 0 and whole.usage.prompt_tokens > 0
+    assert whole.usage.completion_tokens > 0, whole.usage
+    assert whole.usage.prompt_tokens > 0, whole.usage
 
     chunks = stream("What is the capital of France?", max_tokens=40)
     assert "".join(pieces(chunks)) == choice.message.content
@@ -64,7 +65,8 @@ def check_stop_strings():
     answer = ask(prompt, max_tokens=60).choices[0].message.content
     middle = len(answer) // 2
     stop = answer[middle:middle + 7]
-    assert len(stop) == 7 and answer.index(stop) >= 1, (answer, stop)
+    assert len(stop) == 7, (answer, stop)
+    assert answer.index(stop) >= 1, (answer, stop)
     expected = answer[: answer.index(stop)]
 
     chunks = stream(prompt, max_tokens=60, stop=[stop, "never appears"])
@@ -78,9 +80,11 @@ def check_stop_strings():
 
 def check_max_tokens_edges():
     one = ask("Tell me a story.", max_tokens=1)
-    assert one.usage.completion_tokens == 1 and one.choices[0].finish_reason == "length"
+    assert one.usage.completion_tokens == 1, one.usage
+    assert one.choices[0].finish_reason == "length"
     three = ask("Tell me a story.", max_completion_tokens=3)
-    assert three.usage.completion_tokens == 3 and three.choices[0].finish_reason == "length"
+    assert three.usage.completion_tokens == 3, three.usage
+    assert three.choices[0].finish_reason == "length"
     unbounded = ask("Say hello.", max_tokens=None)
     assert unbounded.choices[0].finish_reason == "stop"
     for value in (0, -1, 10**9):
@@ -125,7 +129,8 @@ def check_split_characters():
         if "\ufffd" not in text:
             continue
         # Only a tail cut short by max_tokens may hold bytes that never formed a character.
-        assert finish == "length" and index >= len(texts) - 2, (index, texts)
+        assert finish == "length", (index, texts)
+        assert index >= len(texts) - 2, (index, texts)
     print("multibyte characters streamed whole:", repr(whole.message.content))
 
 
@@ -157,7 +162,8 @@ def check_text_completions_and_models():
     ids = [model.id for model in client.models.list()]
     assert "smollm2:latest" in ids, ids
     whole = client.completions.create(model=MODEL, prompt="One, two, three,", max_tokens=6, temperature=0)
-    assert whole.choices[0].finish_reason == "length" and whole.usage.completion_tokens == 6
+    assert whole.choices[0].finish_reason == "length"
+    assert whole.usage.completion_tokens == 6, whole.usage
     chunks = list(client.completions.create(
         model=MODEL, prompt="One, two, three,", max_tokens=6, temperature=0, stream=True
     ))

@@ -11,7 +11,6 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use strata_learning::gate::GateSettings;
 use strata_learning::learn::{Event as LearnEvent, LearnOptions, Learner};
 use strata_learning::lesson::{self, Fact, Lesson, LessonSource};
 use strata_learning::training::Progress;
@@ -21,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{AppState, JsonBody, RequestId};
 use crate::models::parse_model;
 
-/// Where a job is.
+/// The state of a learning job.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -46,9 +45,9 @@ pub struct JobStatus {
     pub model: String,
     /// The lesson's summary line.
     pub lesson: String,
-    /// Where the job is.
+    /// The job's state.
     pub state: JobState,
-    /// What it is doing now, such as `training step 8/24, loss 1.234`.
+    /// The current step, such as `training step 8/24, loss 1.234`.
     pub stage: String,
     /// The committed version's digest.
     pub version: Option<String>,
@@ -134,18 +133,6 @@ fn lock(
     statuses.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-/// The options the REPL's lessons use.
-fn options() -> LearnOptions {
-    LearnOptions {
-        training: None,
-        adapter_layers: None,
-        gate: GateSettings::default(),
-        controls: lesson::default_controls(),
-        heldout_dir: None,
-        attempts: 2,
-    }
-}
-
 fn run_task(learner: &mut Learner, task: &Task, statuses: &Mutex<HashMap<String, JobStatus>>) {
     let update = |change: &dyn Fn(&mut JobStatus)| {
         if let Some(status) = lock(statuses).get_mut(&task.id) {
@@ -172,7 +159,12 @@ fn run_task(learner: &mut Learner, task: &Task, statuses: &Mutex<HashMap<String,
             status.stage = stage.clone();
         });
     };
-    let result = learner.learn(&task.reference, &task.lesson, &options(), &mut on_event);
+    let result = learner.learn(
+        &task.reference,
+        &task.lesson,
+        &LearnOptions::default(),
+        &mut on_event,
+    );
     update(&|status| match &result {
         Ok(outcome) => {
             status.seconds = Some(outcome.seconds);

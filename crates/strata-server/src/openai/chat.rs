@@ -27,7 +27,7 @@ struct Prepared {
     start: Option<Sequence>,
 }
 
-/// Answers a chat request, streamed or whole.
+/// Handles a chat request, streamed or whole.
 pub async fn completions(
     State(app): AppState,
     Extension(id): Extension<RequestId>,
@@ -120,7 +120,7 @@ pub fn encode_chat(engine: &Engine, messages: &[Message]) -> Result<Vec<u32>, Ap
         })
 }
 
-/// Fields every chunk and answer of one request repeat.
+/// Fields every chunk and response of one request repeat.
 #[derive(Clone, Debug)]
 pub struct Header {
     /// `chatcmpl-…` or `cmpl-…` id.
@@ -134,7 +134,7 @@ pub struct Header {
 }
 
 impl Header {
-    /// The header of request `id` for `model`.
+    /// Builds the header of request `id` for `model`.
     pub fn new(id: &RequestId, model: &str, engine: &Engine) -> Header {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -148,7 +148,7 @@ impl Header {
     }
 }
 
-/// The `usage` object.
+/// Builds the `usage` object.
 pub fn usage(finished: &Finished) -> Value {
     json!({
         "prompt_tokens": finished.prompt_tokens,

@@ -49,7 +49,7 @@ pub struct GenerationFields {
     pub seed: Option<u64>,
     /// Number of choices; only 1 is supported.
     pub n: Option<i64>,
-    /// Stream the answer as server-sent events; `null` is false.
+    /// True to stream the response as server-sent events; `null` is false.
     #[serde(default, deserialize_with = "null_is_false")]
     pub stream: bool,
     /// Streaming options.
@@ -122,7 +122,7 @@ pub struct ContentPart {
 /// Limits the server applies to request bodies.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestLimits {
-    /// Most messages in one chat request.
+    /// Maximum number of messages in one chat request.
     pub max_messages: usize,
 }
 
@@ -296,7 +296,7 @@ impl GenerationFields {
         })
     }
 
-    /// The cap on generated tokens: `max_completion_tokens`, else `max_tokens`, else what the
+    /// Returns the cap on generated tokens: `max_completion_tokens`, else `max_tokens`, else what the
     /// context leaves after the prompt.
     fn max_tokens(&self, prompt_tokens: usize, context: usize) -> Result<usize, ApiError> {
         let (param, value) = match self.max_completion_tokens {

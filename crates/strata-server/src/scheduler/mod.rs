@@ -56,14 +56,14 @@ pub struct Request {
     pub stop: Vec<String>,
     /// Return the sequence in [`Finished::sequence`] instead of pooling it.
     pub keep_sequence: bool,
-    /// Where text and the end of the request go.
+    /// The channel for text and the end of the request.
     pub events: UnboundedSender<Event>,
 }
 
-/// What a worker reports about a request.
+/// A worker's report about a request.
 #[derive(Debug)]
 pub enum Event {
-    /// A piece of the answer: whole characters, never part of a stop string.
+    /// A piece of generated text: whole characters, never part of a stop string.
     Text(String),
     /// The request ended.
     Done(Box<Finished>),
@@ -71,7 +71,7 @@ pub enum Event {
     Failed(Failure),
 }
 
-/// Why a request failed inside the worker.
+/// The cause of a request's failure inside the worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// The model or the cache failed; the log has the details under the request id.
@@ -97,7 +97,7 @@ pub struct Finished {
     pub sequence: Option<Sequence>,
 }
 
-/// Why a request was not queued.
+/// The reason a request was not queued.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     /// Every slot is busy and the queue is full.

@@ -16,7 +16,7 @@ pub(super) struct SequencePool {
 }
 
 impl SequencePool {
-    /// A pool that keeps at most `capacity` sequences whose caches have room for at most
+    /// Creates a pool that keeps at most `capacity` sequences whose caches have room for at most
     /// `max_positions` positions together.
     pub(super) fn new(capacity: usize, max_positions: usize) -> SequencePool {
         SequencePool {

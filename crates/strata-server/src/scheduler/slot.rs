@@ -11,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{Event, Failure, Finished, Request};
 use crate::stop::StopMatcher;
 
-/// Where a slot is in its request.
+/// The stage of a slot's request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
     /// Prompt tokens remain to be fed.
@@ -38,7 +38,7 @@ pub(super) struct Slot<'e> {
     keep_sequence: bool,
     admitted: Instant,
     first_token: Option<Duration>,
-    /// A stop string ended the answer, so the text held back is dropped, not sent.
+    /// True when a stop string ended the text, so the text held back is dropped, not sent.
     hit_stop_string: bool,
     stage: Stage,
 }
@@ -79,7 +79,7 @@ impl<'e> Slot<'e> {
         self.stage == Stage::Prefill
     }
 
-    /// The token to feed in the next batched step, if the slot is decoding.
+    /// Returns the token to feed in the next batched step, if the slot is decoding.
     pub(super) fn pending_token(&self) -> Option<u32> {
         match self.stage {
             Stage::Decode(token) => Some(token),

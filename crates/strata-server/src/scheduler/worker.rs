@@ -93,7 +93,7 @@ impl<'e> Worker<'e> {
         self.shared.active.store(self.slots.len(), Ordering::SeqCst);
     }
 
-    /// A cleared pooled sequence, or a new one with room for the prompt.
+    /// Returns a cleared pooled sequence, or a new one with room for the prompt.
     fn fresh_sequence(&mut self, prompt_len: usize) -> strata_runtime::Result<Sequence> {
         if let Some(mut sequence) = self.pool.take_oldest() {
             sequence.clear();
