@@ -2,6 +2,8 @@
 //! `docker-registry`), started by each test on a free loopback port with its own storage.
 
 mod common;
+#[path = "registry/proxy.rs"]
+mod proxy;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -9,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{home_with_model, real_gguf, stderr, stdout, strata, strata_ok};
+use proxy::{Fault, Proxy};
 
 /// A running `docker-registry` and its storage directory.
 struct Registry {
@@ -547,4 +550,274 @@ fn mounts_count_only_when_the_registry_answers_201() {
         answer(home.path(), "smollm2"),
         answer(target.path(), "smollm2")
     );
+}
+
+/// Pulls `remote` into a new store named `smollm2` and returns the store.
+fn pull_into_new_store(remote: &str) -> tempfile::TempDir {
+    let target = tempfile::tempdir().unwrap();
+    strata_ok(
+        target.path(),
+        &["pull", remote, "--plain-http", "--name", "smollm2"],
+    );
+    target
+}
+
+#[test]
+fn an_interrupted_push_resumes_where_the_registry_stopped() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let source = home_with_model(&gguf);
+
+    let proxy = Proxy::start(registry.port, Fault::DropChunk { then_down: false });
+    let through_proxy = format!("oci://127.0.0.1:{}/team/smollm2:v1", proxy.port);
+    let pushed = strata(
+        source.path(),
+        &["push", "smollm2", &through_proxy, "--plain-http"],
+    );
+    let report = stderr(&pushed);
+    assert!(pushed.status.success(), "{report}");
+    assert_eq!(proxy.fault(), Fault::None, "the relay dropped no chunk");
+    assert!(
+        report.contains("1 uploads resumed where the registry had them, 0 started over"),
+        "{report}"
+    );
+
+    let target = pull_into_new_store(&registry.url("team/smollm2:v1"));
+    assert_eq!(
+        answer(source.path(), "smollm2"),
+        answer(target.path(), "smollm2")
+    );
+}
+
+#[test]
+fn a_push_that_gives_up_continues_in_the_next_push() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let source = home_with_model(&gguf);
+    let proxy = Proxy::start(registry.port, Fault::DropChunk { then_down: true });
+    let through_proxy = format!("oci://127.0.0.1:{}/team/smollm2:v1", proxy.port);
+
+    let broken = strata(
+        source.path(),
+        &["push", "smollm2", &through_proxy, "--plain-http"],
+    );
+    assert!(
+        !broken.status.success(),
+        "the push went through a dead relay"
+    );
+    assert!(
+        stderr(&broken).contains("run the same command again to continue"),
+        "{}",
+        stderr(&broken)
+    );
+
+    proxy.heal();
+    let resumed = strata(
+        source.path(),
+        &["push", "smollm2", &through_proxy, "--plain-http"],
+    );
+    let report = stderr(&resumed);
+    assert!(resumed.status.success(), "{report}");
+    assert!(report.contains("1 uploads resumed"), "{report}");
+    assert!(
+        uploaded(&report) < 275,
+        "every blob went up again: {report}"
+    );
+
+    let target = pull_into_new_store(&registry.url("team/smollm2:v1"));
+    assert_eq!(
+        answer(source.path(), "smollm2"),
+        answer(target.path(), "smollm2")
+    );
+}
+
+#[test]
+fn a_broken_pull_keeps_its_bytes_and_the_next_pull_resumes() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let source = home_with_model(&gguf);
+    strata_ok(
+        source.path(),
+        &[
+            "push",
+            "smollm2",
+            &registry.url("team/smollm2:v1"),
+            "--plain-http",
+        ],
+    );
+    let cut = Fault::CutDownload {
+        after: 5 << 20,
+        then_down: false,
+    };
+    let proxy = Proxy::start(registry.port, cut);
+    let through_proxy = format!("oci://127.0.0.1:{}/team/smollm2:v1", proxy.port);
+
+    let once = tempfile::tempdir().unwrap();
+    let pulled = strata(
+        once.path(),
+        &["pull", &through_proxy, "--plain-http", "--name", "smollm2"],
+    );
+    assert!(pulled.status.success(), "{}", stderr(&pulled));
+    assert_eq!(proxy.fault(), Fault::None, "the relay cut no download");
+    assert!(
+        stderr(&pulled).contains("1 downloads resumed"),
+        "{}",
+        stderr(&pulled)
+    );
+
+    let proxy = Proxy::start(
+        registry.port,
+        Fault::CutDownload {
+            after: 5 << 20,
+            then_down: true,
+        },
+    );
+    let through_proxy = format!("oci://127.0.0.1:{}/team/smollm2:v1", proxy.port);
+    let twice = tempfile::tempdir().unwrap();
+    let broken = strata(
+        twice.path(),
+        &["pull", &through_proxy, "--plain-http", "--name", "smollm2"],
+    );
+    assert!(
+        !broken.status.success(),
+        "the pull went through a dead relay"
+    );
+    assert!(
+        stderr(&broken).contains("the store's tags are unchanged"),
+        "{}",
+        stderr(&broken)
+    );
+    assert!(!strata_ok(twice.path(), &["list"]).contains("smollm2"));
+    strata_ok(twice.path(), &["fsck"]);
+
+    proxy.heal();
+    let resumed = strata(
+        twice.path(),
+        &["pull", &through_proxy, "--plain-http", "--name", "smollm2"],
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("1 downloads resumed"),
+        "{}",
+        stderr(&resumed)
+    );
+    assert_eq!(
+        answer(source.path(), "smollm2"),
+        answer(once.path(), "smollm2")
+    );
+    assert_eq!(
+        answer(source.path(), "smollm2"),
+        answer(twice.path(), "smollm2")
+    );
+    strata_ok(twice.path(), &["fsck"]);
+}
+
+/// Pushes `gguf` to `repository` as a one-layer artifact of `layer_type`, the way Docker Model
+/// Runner and ModelPack package a model, and returns its `oci://` reference.
+fn push_packaged_gguf(
+    registry: &Registry,
+    gguf: &Path,
+    repository: &str,
+    config_type: &str,
+    layer: (&str, Option<&str>),
+) -> String {
+    use strata_store::{Descriptor, Digest, Manifest, Store};
+
+    let scratch = tempfile::tempdir().unwrap();
+    let store = Store::open(scratch.path()).unwrap();
+    let client =
+        strata_registry::client::Client::new(&format!("127.0.0.1:{}", registry.port), true)
+            .unwrap();
+    let uploader = strata_registry::upload::Uploader::new(&client, repository, &store);
+
+    let bytes = std::fs::read(gguf).unwrap();
+    let gguf_digest = Digest::of(&bytes);
+    let mut file = std::fs::File::open(gguf).unwrap();
+    uploader
+        .upload(&gguf_digest, bytes.len() as u64, &mut file)
+        .unwrap();
+    let config = br#"{"config":{"format":"gguf","quantization":"Q4_1"}}"#;
+    let config_path = scratch.path().join("config.json");
+    std::fs::write(&config_path, config).unwrap();
+    let config_digest = Digest::of(config);
+    uploader
+        .upload(
+            &config_digest,
+            config.len() as u64,
+            &mut std::fs::File::open(&config_path).unwrap(),
+        )
+        .unwrap();
+
+    let (layer_type, file_name) = layer;
+    let mut layer = Descriptor::new(layer_type, gguf_digest, bytes.len() as u64);
+    if let Some(name) = file_name {
+        layer
+            .annotations
+            .insert("org.cncf.model.filepath".to_owned(), name.to_owned());
+    }
+    let config = Descriptor::new(config_type, config_digest, config.len() as u64);
+    let manifest = Manifest::new(config, vec![layer]).to_json_bytes();
+    client
+        .put_manifest(
+            repository,
+            "latest",
+            &manifest,
+            strata_store::MANIFEST_MEDIA_TYPE,
+        )
+        .unwrap();
+    registry.url(&format!("{repository}:latest"))
+}
+
+#[test]
+fn gguf_models_packaged_by_other_tools_pull_as_models() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let reference = home_with_model(&gguf);
+    let expected = answer(reference.path(), "smollm2");
+
+    let docker = push_packaged_gguf(
+        &registry,
+        &gguf,
+        "ai/smollm2",
+        "application/vnd.docker.ai.model.config.v0.1+json",
+        ("application/vnd.docker.ai.gguf.v3", None),
+    );
+    let modelpack = push_packaged_gguf(
+        &registry,
+        &gguf,
+        "modelpack/smollm2",
+        "application/vnd.cncf.model.config.v1+json",
+        (
+            "application/vnd.cncf.model.weight.v1.raw",
+            Some("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ),
+    );
+
+    for remote in [docker, modelpack] {
+        let home = tempfile::tempdir().unwrap();
+        let pulled = strata(
+            home.path(),
+            &["pull", &remote, "--plain-http", "--name", "smollm2"],
+        );
+        assert!(pulled.status.success(), "{remote}: {}", stderr(&pulled));
+        assert!(
+            stderr(&pulled).contains("is a GGUF model"),
+            "{}",
+            stderr(&pulled)
+        );
+        assert_eq!(answer(home.path(), "smollm2"), expected, "{remote}");
+        let fsck = strata_ok(home.path(), &["fsck"]);
+        assert!(
+            !fsck.contains("leftover"),
+            "the GGUF file stayed behind: {fsck}"
+        );
+    }
 }

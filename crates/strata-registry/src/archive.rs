@@ -144,6 +144,7 @@ pub fn import(
     check_complete(&descriptor.digest, &blobs, path)?;
     accept(descriptor).map_err(|reason| bad(path, reason))?;
 
+    let _writing = store.writer()?;
     let mut archive = open(path)?;
     let entries = archive
         .entries()

@@ -7,14 +7,11 @@ use std::sync::Mutex;
 use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
 use reqwest::header::{self, HeaderMap};
-use strata_store::Digest;
+use strata_store::{Digest, StoreError};
 
 use crate::MAX_MANIFEST_BYTES;
 use crate::auth::{Challenge, Credentials, credentials_for, parse_challenge};
 use crate::error::{RegistryError, Result};
-
-/// Bytes sent per `PATCH` of a chunked upload.
-pub const CHUNK_BYTES: usize = 8 << 20;
 
 /// Manifest types strata accepts, in the `Accept` header of every manifest request.
 pub const MANIFEST_TYPES: [&str; 4] = [
@@ -23,6 +20,15 @@ pub const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
+
+/// An open upload: where its next chunk goes and how many bytes the registry holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadSession {
+    /// The absolute URL of the session, from the registry's last `Location`.
+    pub location: String,
+    /// Bytes received so far, where the next chunk starts.
+    pub offset: u64,
+}
 
 /// A connection to one registry.
 #[derive(Debug)]
@@ -86,55 +92,77 @@ impl Client {
         }
     }
 
-    /// Uploads a blob of `size` bytes read from `reader`, in chunks of [`CHUNK_BYTES`] with
-    /// inclusive `Content-Range`s, then closes the upload with its digest.
-    pub fn upload_blob(
-        &self,
-        repository: &str,
-        digest: &Digest,
-        size: u64,
-        reader: &mut dyn Read,
-    ) -> Result<()> {
-        let start_url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
-        let response = self.send("start upload", &start_url, |http| {
-            http.post(&start_url).header(header::CONTENT_LENGTH, 0)
+    /// The scheme, host and port requests go to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Opens an upload session in `repository`.
+    pub fn start_upload(&self, repository: &str) -> Result<UploadSession> {
+        let url = format!("{}/v2/{repository}/blobs/uploads/", self.base);
+        let response = self.send("start upload", &url, |http| {
+            http.post(&url).header(header::CONTENT_LENGTH, 0)
         })?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(status_error("start upload", &start_url, response));
+            return Err(status_error("start upload", &url, response));
         }
-        let mut location = self.location(&response).ok_or_else(|| {
-            RegistryError::Invalid(format!("{start_url} started an upload without a Location"))
+        let location = self.location(&response).ok_or_else(|| {
+            RegistryError::Invalid(format!("{url} started an upload without a Location"))
         })?;
+        Ok(UploadSession {
+            location,
+            offset: 0,
+        })
+    }
 
-        let mut sent: u64 = 0;
-        let mut chunk = vec![0u8; CHUNK_BYTES];
-        while sent < size {
-            let filled = read_up_to(reader, &mut chunk).map_err(|source| RegistryError::Io {
-                context: format!("cannot read blob {digest}"),
-                source,
-            })?;
-            if filled == 0 {
-                return Err(RegistryError::Invalid(format!(
-                    "blob {digest} ended after {sent} of {size} bytes"
-                )));
-            }
-            let range = format!("{}-{}", sent, sent + filled as u64 - 1);
-            let body = chunk[..filled].to_vec();
-            let url = location.clone();
-            let response = self.send("upload chunk", &url, |http| {
-                http.patch(&url)
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_RANGE, &range)
-                    .header(header::CONTENT_LENGTH, filled)
-                    .body(body.clone())
-            })?;
-            if response.status() != StatusCode::ACCEPTED {
-                return Err(status_error("upload chunk", &url, response));
-            }
-            location = self.location(&response).unwrap_or(location);
-            sent += filled as u64;
+    /// Asks how much of the upload at `location` the registry holds; `None` when the registry
+    /// no longer knows it (expired, or dropped after a broken chunk), so it must start over.
+    pub fn upload_status(&self, location: &str) -> Result<Option<UploadSession>> {
+        let response = self.send("check upload", location, |http| http.get(location))?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK => {}
+            status if status.is_client_error() => return Ok(None),
+            _ => return Err(status_error("check upload", location, response)),
         }
+        let offset = match header_text(response.headers(), header::RANGE) {
+            Some(range) => parse_upload_range(&range).ok_or_else(|| {
+                RegistryError::Invalid(format!(
+                    "{location} reported the upload range `{range}`, not `0-END`"
+                ))
+            })?,
+            None => 0,
+        };
+        let location = self
+            .location(&response)
+            .unwrap_or_else(|| location.to_owned());
+        Ok(Some(UploadSession { location, offset }))
+    }
 
+    /// Sends the next chunk of an upload, with its inclusive `Content-Range`, and returns the
+    /// session moved past it.
+    pub fn upload_chunk(&self, session: &UploadSession, chunk: &[u8]) -> Result<UploadSession> {
+        let url = &session.location;
+        let end = session.offset + chunk.len() as u64;
+        let range = format!("{}-{}", session.offset, end - 1);
+        let response = self.send("upload chunk", url, |http| {
+            http.patch(url)
+                .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(header::CONTENT_RANGE, &range)
+                .header(header::CONTENT_LENGTH, chunk.len())
+                .body(chunk.to_vec())
+        })?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(status_error("upload chunk", url, response));
+        }
+        Ok(UploadSession {
+            location: self.location(&response).unwrap_or_else(|| url.clone()),
+            offset: end,
+        })
+    }
+
+    /// Closes an upload with the blob's digest, which the registry checks.
+    pub fn finish_upload(&self, session: &UploadSession, digest: &Digest) -> Result<()> {
+        let location = &session.location;
         let separator = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{separator}digest={digest}");
         let response = self.send("finish upload", &url, |http| {
@@ -146,14 +174,35 @@ impl Client {
         Ok(())
     }
 
-    /// Downloads a blob; the caller checks its digest while storing it.
-    pub fn get_blob(&self, repository: &str, digest: &Digest) -> Result<Response> {
+    /// Downloads a blob from byte `offset` on and returns the response with the offset its body
+    /// really starts at: `offset` when the registry honoured the range, 0 when it sent it all.
+    pub fn get_blob_from(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Response, u64)> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
-        let response = self.send("download blob", &url, |http| http.get(&url))?;
-        if response.status() != StatusCode::OK {
-            return Err(status_error("download blob", &url, response));
+        let range = format!("bytes={offset}-");
+        let response = self.send("download blob", &url, |http| match offset {
+            0 => http.get(&url),
+            _ => http.get(&url).header(header::RANGE, &range),
+        })?;
+        match response.status() {
+            StatusCode::OK => Ok((response, 0)),
+            StatusCode::PARTIAL_CONTENT => {
+                let start = header_text(response.headers(), header::CONTENT_RANGE)
+                    .and_then(|value| parse_content_range_start(&value));
+                match start {
+                    Some(start) if start == offset => Ok((response, offset)),
+                    _ => Err(RegistryError::Invalid(format!(
+                        "{url} answered `Range: {range}` with another range"
+                    ))),
+                }
+            }
+            StatusCode::RANGE_NOT_SATISFIABLE => self.get_blob_from(repository, digest, 0),
+            _ => Err(status_error("download blob", &url, response)),
         }
-        Ok(response)
     }
 
     /// Stores a manifest under a tag or its digest.
@@ -286,7 +335,7 @@ impl Client {
         request.send().map_err(|source| RegistryError::Http {
             operation: operation.to_owned(),
             url: url.to_owned(),
-            source,
+            source: source.without_url(),
         })
     }
 
@@ -371,14 +420,33 @@ fn status_error(operation: &str, url: &str, response: Response) -> RegistryError
     }
 }
 
-/// Fills `buffer` from `reader` as far as it goes; returns the bytes read.
-fn read_up_to(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..])? {
-            0 => break,
-            read => filled += read,
-        }
+/// Reads an upload's `Range: 0-END` as the offset after it. The distribution registry reports
+/// an empty upload as `0-0`, the same as one holding a single byte; it is read as empty, and a
+/// one-byte blob that was in fact received is refused with 416 and started over.
+fn parse_upload_range(value: &str) -> Option<u64> {
+    let (start, end) = value.trim().trim_start_matches("bytes=").split_once('-')?;
+    if start != "0" {
+        return None;
     }
-    Ok(filled)
+    match end.parse::<u64>().ok()? {
+        0 => Some(0),
+        end => Some(end + 1),
+    }
+}
+
+/// Reads the start of a `Content-Range: bytes START-END/SIZE`.
+fn parse_content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    range.split('-').next()?.parse().ok()
+}
+
+/// True for failures another try may get past: a broken connection, a timeout, a 5xx, 408 or
+/// 429. A refusal (any other 4xx) or bad content is final.
+pub fn is_transient(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Http { source, .. } => !source.is_builder(),
+        RegistryError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+        RegistryError::Store(StoreError::Io { .. }) => true,
+        _ => false,
+    }
 }

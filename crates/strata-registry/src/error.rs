@@ -38,6 +38,15 @@ pub enum RegistryError {
     /// The registry sent something strata cannot accept.
     #[error("{0}")]
     Invalid(String),
+    /// A transfer broke and stayed broken after the retries; running the same command again
+    /// continues it.
+    #[error("{what} broke ({source}); run the same command again to continue where it stopped")]
+    Interrupted {
+        /// What was being transferred.
+        what: String,
+        /// The last failure.
+        source: Box<RegistryError>,
+    },
     /// Reading or writing the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -11,9 +11,11 @@ pub mod archive;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod foreign;
 pub mod pull;
 pub mod push;
 pub mod remote;
+pub mod upload;
 
 pub use error::RegistryError;
 pub use pull::{PullReport, pull};

@@ -9,6 +9,7 @@ use crate::MAX_MANIFEST_BYTES;
 use crate::client::Client;
 use crate::error::{RegistryError, Result};
 use crate::remote::RemoteRef;
+use crate::upload::Uploader;
 
 /// Counts of what a push sent and skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,7 +20,7 @@ pub struct PushReport {
     pub manifests: usize,
     /// Blobs uploaded.
     pub blobs_uploaded: usize,
-    /// Bytes of the uploaded blobs.
+    /// Bytes sent in blob uploads; a resumed upload counts only what it sent.
     pub bytes_uploaded: u64,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
@@ -27,6 +28,11 @@ pub struct PushReport {
     pub blobs_mounted: usize,
     /// Bytes of the blobs it already had.
     pub bytes_skipped: u64,
+    /// Uploads that continued a session from where the registry had it, after a break here or
+    /// in an earlier push.
+    pub uploads_resumed: u32,
+    /// Uploads that started over because the registry had dropped their session.
+    pub uploads_restarted: u32,
 }
 
 /// Pushes the version or snapshot `local` names to `remote`. With `mount_from`, a blob the
@@ -41,7 +47,12 @@ pub fn push(
 ) -> Result<PushReport> {
     let descriptor = store.resolve(local)?;
     let mut report = PushReport::default();
-    let target = Target { remote, mount_from };
+    let uploader = Uploader::new(client, &remote.repository, store);
+    let target = Target {
+        remote,
+        mount_from,
+        uploader,
+    };
     push_manifest(
         store,
         client,
@@ -58,6 +69,7 @@ pub fn push(
 struct Target<'a> {
     remote: &'a RemoteRef,
     mount_from: Option<&'a str>,
+    uploader: Uploader<'a>,
 }
 
 fn push_manifest(
@@ -108,9 +120,11 @@ fn push_manifest(
             source,
         })?;
         tracing::debug!(digest = %blob.digest, size = blob.size, "uploading blob");
-        client.upload_blob(repository, &blob.digest, blob.size, &mut file)?;
+        let outcome = target.uploader.upload(&blob.digest, blob.size, &mut file)?;
         report.blobs_uploaded += 1;
-        report.bytes_uploaded += blob.size;
+        report.bytes_uploaded += outcome.bytes_sent;
+        report.uploads_resumed += outcome.resumed;
+        report.uploads_restarted += outcome.restarted;
     }
     client.put_manifest(repository, reference, &bytes, MANIFEST_MEDIA_TYPE)?;
     report.manifests += 1;

@@ -15,6 +15,7 @@ mod lock;
 mod manifests;
 mod mmap;
 mod oci;
+mod partial;
 mod reference;
 mod store;
 mod tags;
@@ -29,6 +30,7 @@ pub use oci::{
     Descriptor, INDEX_MEDIA_TYPE, ImageIndex, MANIFEST_MEDIA_TYPE, Manifest, REF_NAME_ANNOTATION,
     SCHEMA_VERSION,
 };
+pub use partial::PartialBlob;
 pub use reference::{DEFAULT_TAG, MAX_NAME_LEN, MAX_TAG_LEN, RefTarget, Reference};
 pub use store::{BLOBS_DIR, INDEX_FILE, LAYOUT_FILE, LAYOUT_VERSION, LOCKS_DIR, Store, TMP_DIR};
 pub use tags::TagEntry;

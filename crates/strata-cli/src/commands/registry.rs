@@ -47,6 +47,12 @@ pub(crate) fn push(home: &Path, args: &PushArgs) -> anyhow::Result<()> {
         human_bytes(report.bytes_skipped),
         report.manifests,
     );
+    if report.uploads_resumed + report.uploads_restarted > 0 {
+        eprintln!(
+            "{} uploads resumed where the registry had them, {} started over",
+            report.uploads_resumed, report.uploads_restarted
+        );
+    }
     if let Some(digest) = report.digest {
         println!("{digest}");
     }
@@ -67,6 +73,11 @@ pub(crate) fn pull(home: &Path, args: &PullArgs) -> anyhow::Result<()> {
     let client = Client::new(&remote.registry, args.plain_http)?;
 
     let started = Instant::now();
+    let gguf = strata_registry::foreign::find_gguf(&client, &remote)
+        .with_context(|| format!("cannot pull {remote}; the store's tags are unchanged"))?;
+    if let Some(layer) = gguf {
+        return pull_gguf(&store, &client, &remote, &local, &layer);
+    }
     let report = strata_registry::pull(&store, &remote, &local, &client)
         .with_context(|| format!("cannot pull {remote}; the store's tags are unchanged"))?;
     eprintln!(
@@ -76,6 +87,46 @@ pub(crate) fn pull(home: &Path, args: &PullArgs) -> anyhow::Result<()> {
         human_bytes(report.bytes_fetched),
         report.blobs_skipped,
         report.manifests,
+    );
+    if report.downloads_resumed > 0 {
+        eprintln!(
+            "{} downloads resumed from bytes already stored",
+            report.downloads_resumed
+        );
+    }
+    Ok(())
+}
+
+/// Pulls the GGUF layer of a model another tool packaged and imports it as `local`.
+fn pull_gguf(
+    store: &strata_store::Store,
+    client: &Client,
+    remote: &RemoteRef,
+    local: &Reference,
+    layer: &strata_store::Descriptor,
+) -> anyhow::Result<()> {
+    let local = crate::commands::import::parse_tag_reference(&local.to_string())?;
+    eprintln!(
+        "{remote} is a GGUF model packaged as `{}`; downloading {}",
+        layer.media_type,
+        human_bytes(layer.size)
+    );
+    let file = strata_registry::foreign::download_gguf(store, client, remote, layer)
+        .with_context(|| format!("cannot pull {remote}; the store's tags are unchanged"))?;
+    let bar = crate::progress::bytes_bar("importing", 0);
+    let mut progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let outcome = strata_model::import::import_gguf(store, file.path(), &local, &mut progress);
+    bar.finish_and_clear();
+    let outcome = outcome.with_context(|| format!("cannot import the GGUF layer of {remote}"))?;
+    file.discard()?;
+    eprintln!(
+        "pulled {remote} as {local}: {} tensors, {} new {}",
+        outcome.tensors,
+        human_bytes(outcome.bytes_written),
+        outcome.descriptor.digest.short()
     );
     Ok(())
 }
