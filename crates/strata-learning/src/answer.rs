@@ -32,13 +32,20 @@ pub fn contains(reply: &str, answer: &str) -> bool {
     format!(" {reply} ").contains(&format!(" {answer} "))
 }
 
+/// True when the text so far contains `answer` and its last word is complete, so no later piece
+/// can glue letters onto the answer ("Durvelton" growing into "Durveltontonton").
+fn settled(seen: &str, answer: &str) -> bool {
+    let ended = seen.chars().last().is_some_and(|c| !c.is_alphanumeric());
+    ended && contains(seen, answer)
+}
+
 /// Maximum tokens generated when checking an answer, besides the answer's own length.
 const EXTRA_TOKENS: usize = 24;
 
 /// Asks `question` in a fresh chat with greedy decoding and returns the reply.
 ///
-/// Generation stops early once the reply contains `expected`, because the rest cannot change
-/// the verdict. Without `expected` it runs to the stop token or the length limit.
+/// Generation stops early once the reply contains `expected` followed by a character that ends
+/// the word, because the rest cannot change the verdict. Without `expected` it runs to the stop token or the length limit.
 pub fn ask(
     engine: &Engine,
     system: Option<&str>,
@@ -59,9 +66,29 @@ pub fn ask(
     let reply = chat.send(engine, question, &params, &mut |piece| {
         seen.push_str(piece);
         match expected {
-            Some(answer) if contains(&seen, answer) => ControlFlow::Break(()),
+            Some(answer) if settled(&seen, answer) => ControlFlow::Break(()),
             _ => ControlFlow::Continue(()),
         }
     })?;
     Ok(reply.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_counts_only_as_whole_words() {
+        assert!(contains("It is Durvelton.", "durvelton"));
+        assert!(!contains("It is Durveltontonton", "Durvelton"));
+        assert!(contains("Founded in 1847, it", "1847"));
+    }
+
+    #[test]
+    fn asking_stops_only_once_the_answer_word_has_ended() {
+        assert!(!settled("It is Durvelton", "Durvelton"));
+        assert!(!settled("It is Durveltonton.", "Durvelton"));
+        assert!(settled("It is Durvelton.", "Durvelton"));
+        assert!(settled("It is Durvelton ", "Durvelton"));
+    }
 }
