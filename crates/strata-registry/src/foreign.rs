@@ -45,7 +45,7 @@ pub fn find_gguf(client: &Client, remote: &RemoteRef) -> Result<Option<Descripto
     gguf_layer(&manifest, remote)
 }
 
-/// The one GGUF layer of a foreign model manifest; an error for a model split into several.
+/// Returns the one GGUF layer of a foreign model manifest; a model split into several is an error.
 fn gguf_layer(manifest: &Manifest, remote: &RemoteRef) -> Result<Option<Descriptor>> {
     let ggufs: Vec<&Descriptor> = manifest.layers.iter().filter(|l| is_gguf(l)).collect();
     match ggufs.as_slice() {
@@ -71,8 +71,8 @@ fn is_gguf(layer: &Descriptor) -> bool {
         })
 }
 
-/// Downloads `layer` of `remote` into the store's `tmp/`, resuming an earlier partial download,
-/// and returns the verified file; the caller imports it and then discards it.
+/// Downloads `layer` of `remote` into the store's `tmp/`, resuming an earlier partial download.
+/// Returns the verified file, which the caller imports and then discards.
 pub fn download_gguf(
     store: &Store,
     client: &Client,

@@ -23,7 +23,7 @@ pub const CHUNK_BYTES: usize = 8 << 20;
 /// Tries after the first failure of one blob before the push gives up.
 const RETRIES: u32 = 3;
 
-/// How one blob's upload went.
+/// The outcome of one blob's upload.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UploadOutcome {
     /// Bytes sent in chunks, counting any sent twice.
@@ -43,7 +43,7 @@ pub struct Uploader<'a> {
 }
 
 impl<'a> Uploader<'a> {
-    /// An uploader that keeps its session notes in `store`'s `tmp/`.
+    /// Creates an uploader that keeps its session notes in `store`'s `tmp/`.
     pub fn new(client: &'a Client, repository: &'a str, store: &Store) -> Uploader<'a> {
         Uploader {
             client,
@@ -126,7 +126,7 @@ impl<'a> Uploader<'a> {
         self.client.start_upload(self.repository)
     }
 
-    /// What the registry holds of a session, or `None` when it cannot say.
+    /// Returns the session as the registry reports it, or `None` when it cannot say.
     fn status(&self, location: &str) -> Option<UploadSession> {
         match self.client.upload_status(location) {
             Ok(session) => session,
@@ -202,7 +202,7 @@ impl<'a> Uploader<'a> {
     }
 }
 
-/// A transient failure, or a chunk the registry placed elsewhere (416), which a new session
+/// True for a transient failure, or a chunk the registry placed elsewhere (416), which a new session
 /// gets past.
 fn retryable(error: &RegistryError) -> bool {
     is_transient(error) || matches!(error, RegistryError::Status { status: 416, .. })

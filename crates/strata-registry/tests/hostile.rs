@@ -114,7 +114,7 @@ fn empty_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
-/// Every file under `dir` with its bytes, to show a failed pull wrote nothing.
+/// Lists every file under `dir` with its bytes, to show a failed pull wrote nothing.
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];

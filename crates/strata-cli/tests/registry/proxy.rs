@@ -59,7 +59,7 @@ impl Proxy {
         self.state.lock().unwrap().fault = Fault::None;
     }
 
-    /// The fault still pending, to check that it fired.
+    /// Returns the fault still pending, to check that it fired.
     pub(crate) fn fault(&self) -> Fault {
         self.state.lock().unwrap().fault
     }
