@@ -801,6 +801,29 @@ fn gguf_models_packaged_by_other_tools_pull_as_models() {
         ),
     );
 
+    let image = push_packaged_gguf(
+        &registry,
+        &gguf,
+        "library/image",
+        "application/vnd.oci.image.config.v1+json",
+        ("application/vnd.oci.image.layer.v1.tar", None),
+    );
+    let home = tempfile::tempdir().unwrap();
+    strata_ok(home.path(), &["list"]);
+    let before = common::listing(home.path());
+    let refused = strata(home.path(), &["pull", &image, "--plain-http"]);
+    assert!(!refused.status.success(), "a container image was pulled");
+    assert!(
+        stderr(&refused).contains("is not a strata model, snapshot or collection"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        common::listing(home.path()),
+        before,
+        "a refused pull wrote something"
+    );
+
     for remote in [docker, modelpack] {
         let home = tempfile::tempdir().unwrap();
         let pulled = strata(

@@ -36,17 +36,24 @@ pub struct PullReport {
 /// Tries after the first failure of one blob before the pull gives up.
 const RETRIES: u32 = 3;
 
-/// Pulls `remote` into the store and tags it `local`.
+/// Says whether strata understands a manifest's config and layer media types; the error names
+/// the one it does not.
+pub type KnownTypes<'a> = &'a dyn Fn(&Manifest) -> std::result::Result<(), String>;
+
+/// Pulls `remote` into the store and tags it `local`. Every manifest, the subject's included,
+/// must pass `known` before anything is written.
 pub fn pull(
     store: &Store,
     remote: &RemoteRef,
     local: &Reference,
     client: &Client,
+    known: KnownTypes<'_>,
 ) -> Result<PullReport> {
     let mut pulling = Pulling {
         store,
         client,
         remote,
+        known,
         report: PullReport::default(),
         writing: None,
     };
@@ -63,6 +70,7 @@ struct Pulling<'a> {
     store: &'a Store,
     client: &'a Client,
     remote: &'a RemoteRef,
+    known: KnownTypes<'a>,
     report: PullReport,
     writing: Option<WriteGuard>,
 }
@@ -73,6 +81,9 @@ impl Pulling<'_> {
         let (store, client, remote) = (self.store, self.client, self.remote);
         let (bytes, media_type) = client.get_manifest(&remote.repository, reference)?;
         let manifest = parse_manifest(&bytes, &media_type, remote)?;
+        (self.known)(&manifest).map_err(|reason| {
+            RegistryError::Invalid(format!("{remote} cannot be pulled: {reason}"))
+        })?;
         if let Some(subject) = &manifest.subject {
             self.manifest(subject.digest.as_str())?;
         }

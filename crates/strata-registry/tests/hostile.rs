@@ -135,9 +135,16 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 
 fn pull_error(hostile: &Hostile, store: &Store) -> String {
     let local = Reference::parse("pulled:v1").unwrap();
-    strata_registry::pull(store, &hostile.remote("repo:v1"), &local, &hostile.client())
-        .unwrap_err()
-        .to_string()
+    let known = |_: &Manifest| Ok(());
+    strata_registry::pull(
+        store,
+        &hostile.remote("repo:v1"),
+        &local,
+        &hostile.client(),
+        &known,
+    )
+    .unwrap_err()
+    .to_string()
 }
 
 #[test]

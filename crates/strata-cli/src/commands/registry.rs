@@ -78,7 +78,7 @@ pub(crate) fn pull(home: &Path, args: &PullArgs) -> anyhow::Result<()> {
     if let Some(layer) = gguf {
         return pull_gguf(&store, &client, &remote, &local, &layer);
     }
-    let report = strata_registry::pull(&store, &remote, &local, &client)
+    let report = strata_registry::pull(&store, &remote, &local, &client, &known_types)
         .with_context(|| format!("cannot pull {remote}; the store's tags are unchanged"))?;
     eprintln!(
         "pulled {remote} as {local} in {:.1} s: {} blobs fetched ({}), {} already stored, {} manifests",
@@ -129,6 +129,45 @@ fn pull_gguf(
         outcome.descriptor.digest.short()
     );
     Ok(())
+}
+
+/// Accepts the manifests strata reads: models (learned versions included), snapshots and
+/// collections, each only with the layer types it uses.
+fn known_types(manifest: &strata_store::Manifest) -> Result<(), String> {
+    use strata_collections::media as collection;
+    use strata_model::media as model;
+    use strata_sessions::media as session;
+
+    let config = manifest.config.media_type.as_str();
+    let layers: &[&str] = match config {
+        model::MODEL_CONFIG_MEDIA_TYPE => &[
+            model::WEIGHT_MEDIA_TYPE,
+            model::TOKENIZER_MEDIA_TYPE,
+            model::CHAT_TEMPLATE_MEDIA_TYPE,
+        ],
+        session::SNAPSHOT_CONFIG_MEDIA_TYPE => &[session::KV_BLOCK_MEDIA_TYPE],
+        collection::COLLECTION_CONFIG_MEDIA_TYPE => &[
+            collection::VECTORS_MEDIA_TYPE,
+            collection::PAYLOADS_MEDIA_TYPE,
+            collection::INDEX_MEDIA_TYPE,
+        ],
+        other => {
+            return Err(format!(
+                "its config type `{other}` is not a strata model, snapshot or collection"
+            ));
+        }
+    };
+    match manifest
+        .layers
+        .iter()
+        .find(|layer| !layers.contains(&layer.media_type.as_str()))
+    {
+        Some(layer) => Err(format!(
+            "layer {} has the type `{}`, which a `{config}` artifact does not use",
+            layer.digest, layer.media_type
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `NAME:TAG` from the repository's last component and the remote tag (`latest` for a
