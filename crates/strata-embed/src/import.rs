@@ -1,0 +1,160 @@
+//! Importing a sentence-transformers text package into the store as an embedder version.
+//!
+//! Import reads the whole package and builds the model from it first, so a package with a
+//! missing tensor, a bad config or a bad tokenizer never touches the store. Then, holding the
+//! store's writer guard, it stores one blob per tensor with the bytes as shipped (skipping bytes
+//! already stored), the model's `config.json`, `tokenizer.json`, the embedder config and the
+//! manifest, and moves the tag last. A failure or a crash before that leaves every tag as it was,
+//! and the blobs written so far stay unreachable until `gc` removes them.
+
+use strata_store::{Descriptor, Digest, Manifest, Reference, Store};
+
+use crate::config::{EmbedderConfig, EmbedderSource};
+use crate::contents::{PackageContents, SourceTensor};
+use crate::embedder::Embedder;
+use crate::error::Result;
+use crate::input::Modality;
+use crate::media;
+use crate::package::PackageFiles;
+
+/// Summary of one import: the new manifest and how many bytes were new.
+#[derive(Clone, Debug)]
+pub struct EmbedderImport {
+    /// The manifest of the imported version.
+    pub descriptor: Descriptor,
+    /// Number of tensors stored.
+    pub tensors: usize,
+    /// Tensor bytes written as new blobs.
+    pub bytes_written: u64,
+    /// Tensor bytes that were already in the store.
+    pub bytes_deduplicated: u64,
+}
+
+/// Imports the sentence-transformers text package `files` and tags it `reference`, for example
+/// `embedder/minilm:latest`.
+pub fn import_text_embedder(
+    store: &Store,
+    files: &PackageFiles,
+    reference: &Reference,
+) -> Result<EmbedderImport> {
+    let contents = PackageContents::read(files)?;
+    let dim = contents.build_embedder()?.dim();
+    let tensors = contents.tensors()?;
+
+    let config = EmbedderConfig {
+        name: files.name.clone(),
+        modality: Modality::Text,
+        architecture: "bert".to_string(),
+        dim,
+        text: contents.settings.clone(),
+        source: EmbedderSource {
+            kind: "sentence-transformers".to_string(),
+            weights_file: file_name(&contents),
+            weights_sha256: contents.weights_digest().hex().to_string(),
+        },
+    };
+    write_version(store, reference, &contents, &tensors, &config)
+}
+
+fn file_name(contents: &PackageContents) -> String {
+    let weights = &contents.files.weights;
+    weights.file_name().map_or_else(
+        || "model.safetensors".to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+/// Stores the tensors, the model config, the tokenizer, the embedder config and the manifest,
+/// then moves the tag.
+fn write_version(
+    store: &Store,
+    reference: &Reference,
+    contents: &PackageContents,
+    tensors: &[SourceTensor<'_>],
+    config: &EmbedderConfig,
+) -> Result<EmbedderImport> {
+    let _guard = store.writer()?;
+    let (mut bytes_written, mut bytes_deduplicated) = (0, 0);
+    let mut layers = Vec::with_capacity(tensors.len() + 2);
+    for tensor in tensors {
+        let (descriptor, was_new) = store_tensor(store, tensor)?;
+        if was_new {
+            bytes_written += descriptor.size;
+        } else {
+            bytes_deduplicated += descriptor.size;
+        }
+        layers.push(descriptor);
+    }
+
+    layers.push(put_layer(
+        store,
+        &contents.config_json,
+        media::MODEL_CONFIG_MEDIA_TYPE,
+        "config.json",
+    )?);
+    layers.push(put_layer(
+        store,
+        &contents.tokenizer_json,
+        media::TOKENIZER_MEDIA_TYPE,
+        "tokenizer.json",
+    )?);
+
+    let config_bytes = serde_json::to_vec_pretty(config).expect("an embedder config serializes");
+    let config_digest = store.put_blob(&config_bytes)?;
+    let config_descriptor = Descriptor::new(
+        media::EMBEDDER_CONFIG_MEDIA_TYPE,
+        config_digest,
+        config_bytes.len() as u64,
+    );
+
+    let mut manifest = Manifest::new(config_descriptor, layers);
+    manifest.artifact_type = Some(media::EMBEDDER_ARTIFACT_TYPE.to_string());
+    let descriptor = store.put_manifest(&manifest)?;
+    store.set_tag(reference, &descriptor)?;
+    tracing::info!(
+        %reference,
+        digest = %descriptor.digest,
+        tensors = tensors.len(),
+        bytes_written,
+        "imported text embedder"
+    );
+
+    Ok(EmbedderImport {
+        descriptor,
+        tensors: tensors.len(),
+        bytes_written,
+        bytes_deduplicated,
+    })
+}
+
+/// Stores one tensor's bytes; returns its layer descriptor and whether the blob is new.
+fn store_tensor(store: &Store, tensor: &SourceTensor<'_>) -> Result<(Descriptor, bool)> {
+    let digest = Digest::of(tensor.bytes);
+    let was_new = !store.has_blob(&digest);
+    if was_new {
+        let mut reader = tensor.bytes;
+        store.put_blob_from_reader(&mut reader, Some(&digest))?;
+    }
+
+    let size = tensor.bytes.len() as u64;
+    let mut descriptor = Descriptor::new(media::WEIGHT_MEDIA_TYPE, digest, size);
+    let shape = serde_json::to_string(&tensor.shape).expect("a shape serializes");
+    let annotations = &mut descriptor.annotations;
+    annotations.insert(media::TENSOR_NAME.to_string(), tensor.name.clone());
+    annotations.insert(
+        media::TENSOR_DTYPE.to_string(),
+        tensor.dtype_name.to_string(),
+    );
+    annotations.insert(media::TENSOR_SHAPE.to_string(), shape);
+    Ok((descriptor, was_new))
+}
+
+/// Stores `bytes` as a layer of `media_type` titled with its file name.
+fn put_layer(store: &Store, bytes: &[u8], media_type: &str, title: &str) -> Result<Descriptor> {
+    let digest = store.put_blob(bytes)?;
+    let mut descriptor = Descriptor::new(media_type, digest, bytes.len() as u64);
+    descriptor
+        .annotations
+        .insert(media::TITLE_ANNOTATION.to_string(), title.to_string());
+    Ok(descriptor)
+}

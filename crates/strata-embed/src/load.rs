@@ -1,0 +1,178 @@
+//! Loading a stored embedder version back into a [`TextEmbedder`].
+//!
+//! Tensor blobs are memory-mapped and copied into candle tensors. Like model loading, this does
+//! not hash them again, so a blob damaged on disk is found by `strata fsck`, not here.
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+use strata_store::{Descriptor, Digest, Manifest, Reference, Store};
+
+use crate::bert::parse_config;
+use crate::config::EmbedderConfig;
+use crate::embedder::Embedder;
+use crate::error::{LoadError, PackageError, Result};
+use crate::input::Modality;
+use crate::media;
+use crate::tensors;
+use crate::text::{TextEmbedder, TextParts};
+
+/// Loads the text embedder version `reference` names, for example `embedder/minilm:latest`.
+pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEmbedder> {
+    let descriptor = store.resolve(reference)?;
+    let manifest = store.read_manifest(&descriptor.digest)?;
+    let context = Context {
+        store,
+        reference: reference.to_string(),
+        digest: descriptor.digest.clone(),
+    };
+    context.check_artifact_type(&manifest)?;
+    let config = context.read_config(&manifest)?;
+
+    let model_config_layer = context.find_layer(&manifest, media::MODEL_CONFIG_MEDIA_TYPE)?;
+    let model_config_json = store.read_blob(&model_config_layer.digest)?;
+    let model_config = parse_config(
+        &model_config_json,
+        &store.blob_path(&model_config_layer.digest),
+    )?;
+
+    let tokenizer_layer = context.find_layer(&manifest, media::TOKENIZER_MEDIA_TYPE)?;
+    let tokenizer_json = store.read_blob(&tokenizer_layer.digest)?;
+    let tensors = context.load_tensors(&manifest)?;
+
+    let manifest_path = store.blob_path(&descriptor.digest);
+    let embedder = TextEmbedder::build(TextParts {
+        name: config.name.clone(),
+        config: model_config,
+        tokenizer_json: &tokenizer_json,
+        settings: config.text.clone(),
+        tensors,
+        source: &manifest_path,
+    })?;
+    context.check_dim(&config, &embedder)?;
+    tracing::debug!(%reference, digest = %descriptor.digest, "loaded text embedder");
+    Ok(embedder)
+}
+
+/// The version being loaded, for reading its blobs and naming it in errors.
+struct Context<'a> {
+    store: &'a Store,
+    reference: String,
+    digest: Digest,
+}
+
+impl Context<'_> {
+    fn check_artifact_type(&self, manifest: &Manifest) -> Result<(), LoadError> {
+        let actual = manifest.artifact_type.as_deref();
+        if actual == Some(media::EMBEDDER_ARTIFACT_TYPE) {
+            return Ok(());
+        }
+        Err(LoadError::ArtifactType {
+            reference: self.reference.clone(),
+            digest: self.digest.clone(),
+            actual: actual.map_or_else(|| "none".to_string(), |t| format!("`{t}`")),
+            expected: media::EMBEDDER_ARTIFACT_TYPE,
+        })
+    }
+
+    /// Reads the embedder config and checks that it describes a BERT text embedder.
+    fn read_config(&self, manifest: &Manifest) -> Result<EmbedderConfig> {
+        let digest = &manifest.config.digest;
+        let bytes = self.store.read_blob(digest)?;
+        let config: EmbedderConfig =
+            serde_json::from_slice(&bytes).map_err(|source| PackageError::Json {
+                path: self.store.blob_path(digest),
+                expected: "an embedder config",
+                source,
+            })?;
+        if config.modality != Modality::Text || config.architecture != "bert" {
+            let reason = format!(
+                "the embedder is a {} {} model, expected a text bert model",
+                config.modality, config.architecture
+            );
+            return Err(self.config_error(reason).into());
+        }
+        Ok(config)
+    }
+
+    fn check_dim(&self, config: &EmbedderConfig, embedder: &TextEmbedder) -> Result<(), LoadError> {
+        if config.dim == embedder.dim() {
+            return Ok(());
+        }
+        let reason = format!(
+            "the config says dim {}, but the model's hidden size is {}",
+            config.dim,
+            embedder.dim()
+        );
+        Err(self.config_error(reason))
+    }
+
+    fn find_layer<'m>(
+        &self,
+        manifest: &'m Manifest,
+        media_type: &'static str,
+    ) -> Result<&'m Descriptor, LoadError> {
+        let found = manifest
+            .layers
+            .iter()
+            .find(|layer| layer.media_type == media_type);
+        found.ok_or_else(|| LoadError::MissingLayer {
+            reference: self.reference.clone(),
+            digest: self.digest.clone(),
+            media_type,
+        })
+    }
+
+    /// Maps every tensor layer and copies it into a candle tensor, keyed by tensor name.
+    fn load_tensors(&self, manifest: &Manifest) -> Result<HashMap<String, Tensor>> {
+        let mut loaded = HashMap::new();
+        let layers = manifest.layers.iter();
+        for layer in layers.filter(|layer| layer.media_type == media::WEIGHT_MEDIA_TYPE) {
+            let (name, tensor) = self.load_tensor(layer)?;
+            loaded.insert(name, tensor);
+        }
+        Ok(loaded)
+    }
+
+    fn load_tensor(&self, layer: &Descriptor) -> Result<(String, Tensor)> {
+        let annotation = |key: &str| {
+            layer
+                .annotations
+                .get(key)
+                .ok_or_else(|| self.tensor_error(layer, format!("annotation `{key}` is missing")))
+        };
+        let name = annotation(media::TENSOR_NAME)?.clone();
+        let dtype_name = annotation(media::TENSOR_DTYPE)?;
+        let dtype = tensors::from_name(dtype_name).ok_or_else(|| {
+            self.tensor_error(layer, format!("dtype `{dtype_name}` is not supported"))
+        })?;
+        let shape_json = annotation(media::TENSOR_SHAPE)?;
+        let shape: Vec<usize> = serde_json::from_str(shape_json).map_err(|_| {
+            self.tensor_error(
+                layer,
+                format!("shape `{shape_json}` is not a JSON array of sizes"),
+            )
+        })?;
+
+        let bytes = self.store.map_blob(&layer.digest)?;
+        let tensor = tensors::tensor_from_bytes(&bytes, dtype, &shape)
+            .map_err(|error| self.tensor_error(layer, format!("tensor `{name}`: {error}")))?;
+        Ok((name, tensor))
+    }
+
+    fn config_error(&self, reason: String) -> LoadError {
+        LoadError::Config {
+            reference: self.reference.clone(),
+            digest: self.digest.clone(),
+            reason,
+        }
+    }
+
+    fn tensor_error(&self, layer: &Descriptor, reason: String) -> LoadError {
+        LoadError::TensorLayer {
+            reference: self.reference.clone(),
+            digest: layer.digest.clone(),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Loading from the store: what is rejected before any model is built. These tests need no model.
+
+use strata_embed::{EmbedError, LoadError, load_text_embedder};
+use strata_store::{Descriptor, Manifest, Reference, Store, StoreError};
+
+#[test]
+fn load_rejects_other_artifact_type() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let config = b"{}";
+    let digest = store.put_blob(config).unwrap();
+    let mut manifest = Manifest::new(
+        Descriptor::new("application/vnd.cncf.model.config.v1+json", digest, 2),
+        Vec::new(),
+    );
+    manifest.artifact_type = Some("application/vnd.cncf.model.manifest.v1+json".to_string());
+    let descriptor = store.put_manifest(&manifest).unwrap();
+    let reference = Reference::parse("smollm2:latest").unwrap();
+    store.set_tag(&reference, &descriptor).unwrap();
+
+    let error = load_text_embedder(&store, &reference).unwrap_err();
+
+    assert!(
+        matches!(error, EmbedError::Load(LoadError::ArtifactType { .. })),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("smollm2:latest"), "{message}");
+    assert!(
+        message.contains("application/vnd.strata.embedder.v1+json"),
+        "{message}"
+    );
+}
+
+#[test]
+fn load_of_missing_tag_is_not_found() {
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let reference = Reference::parse("embedder/minilm:latest").unwrap();
+
+    let error = load_text_embedder(&store, &reference).unwrap_err();
+
+    assert!(
+        matches!(error, EmbedError::Store(StoreError::TagNotFound { .. })),
+        "{error:?}"
+    );
+}
