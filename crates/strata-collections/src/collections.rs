@@ -14,6 +14,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use serde_json::{Map, Value};
 use strata_store::{Digest, Store, StoreError};
 
 use crate::config::CollectionConfig;
@@ -206,6 +207,17 @@ impl Collections {
         let vector = segment.vector(slot, version.config.dim).to_vec();
         let payload = std::mem::take(&mut segment.payloads[slot]);
         Ok(Point::new(id, vector).with_payload(payload))
+    }
+
+    /// Returns the id and payload of every point of collection `name`, in index order.
+    pub fn payloads(&self, name: &str) -> Result<Vec<(String, Map<String, Value>)>> {
+        let name = CollectionName::parse(name)?;
+        let _lock = self.store.named_lock(&name.lock_name())?;
+        let version = version::read_current(&self.store, &name)?;
+        let db = self.open_db(&name, &version)?;
+        let loaded = self.loaded(&name, &version)?;
+        let keys: Vec<u64> = (0..loaded.len()).map(|row| loaded.key(row)).collect();
+        db.points(&keys)
     }
 
     /// Returns the `top_k` points nearest to `query` that pass the filter, nearest first.

@@ -51,6 +51,12 @@ pub enum LearnError {
         /// The tag's current manifest.
         actual: String,
     },
+    /// The fast memory could not be read or written.
+    #[error("memory: {reason}")]
+    Memory {
+        /// The problem.
+        reason: String,
+    },
     /// A version is not a model version strata can learn on.
     #[error("`{reference}`: {reason}")]
     Version {

@@ -15,6 +15,7 @@ pub mod heldout;
 pub mod learn;
 pub mod lesson;
 pub mod lineage;
+pub mod memory;
 pub mod record;
 pub mod squash;
 pub mod training;
