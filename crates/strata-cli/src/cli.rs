@@ -50,6 +50,9 @@ pub(crate) enum Command {
     /// List, show, remove and rebase saved sessions.
     #[command(subcommand)]
     Session(SessionCommand),
+    /// Embedding collections: create, add files, search by text, image or audio with filters.
+    #[command(subcommand)]
+    Collection(CollectionCommand),
     /// Teach a model facts from a file or a saved session; a passing lesson becomes a new version.
     Learn(LearnArgs),
     /// Measure learning: teach facts one lesson at a time and report efficacy, generalization,
@@ -434,6 +437,97 @@ pub(crate) enum SessionCommand {
     /// Recompute a session's cache on a model version (another one, or its own to repair damaged
     /// blocks) and save it as a new snapshot.
     Rebase(SessionRebaseArgs),
+}
+
+/// `strata collection` subcommands.
+#[derive(Debug, Subcommand)]
+#[command(after_help = "\
+Examples:
+  strata collection create notes --embedder text
+  strata collection add notes docs/*.md --payload project=strata
+  strata collection search notes \"how are snapshots stored\" --filter 'project = \"strata\"' --top 5
+  strata collection create points --embedder none --dim 3
+  strata collection add points points.jsonl       # lines of {\"id\", \"vector\", \"payload\"}
+  strata collection search points --vector '[0.1, 0.2, 0.3]'")]
+pub(crate) enum CollectionCommand {
+    /// Create an empty collection.
+    Create(CollectionCreateArgs),
+    /// Embed files and add them; text files are split into passages.
+    Add(CollectionAddArgs),
+    /// Find the points nearest to a text, an image, an audio clip or a vector.
+    Search(CollectionSearchArgs),
+    /// List collections.
+    #[command(alias = "ls")]
+    List,
+    /// Show a collection: dimension, metric, embedder, points and versions.
+    Show(CollectionNameArgs),
+    /// Remove a collection's name; its blobs go at the next `strata gc`.
+    Rm(CollectionNameArgs),
+}
+
+/// Arguments of `strata collection create`.
+#[derive(Debug, Args)]
+pub(crate) struct CollectionCreateArgs {
+    /// Collection name: lowercase letters, digits, `.`, `_` and `-`.
+    pub(crate) name: String,
+    /// What turns files and queries into vectors: text, image, audio, video, or none (vectors
+    /// given as they are).
+    #[arg(long, default_value = "text")]
+    pub(crate) embedder: String,
+    /// Number of values per vector; required with `--embedder none`, else the embedder's.
+    #[arg(long)]
+    pub(crate) dim: Option<usize>,
+    /// Distance: cosine, dot or l2.
+    #[arg(long, default_value = "cosine")]
+    pub(crate) metric: String,
+}
+
+/// Arguments of `strata collection add`.
+#[derive(Debug, Args)]
+pub(crate) struct CollectionAddArgs {
+    /// Collection name.
+    pub(crate) name: String,
+    /// Files to add: text, images, audio or video for the collection's embedder, or JSON lines
+    /// of `{"id", "vector", "payload"}` for a collection without one.
+    #[arg(required = true)]
+    pub(crate) files: Vec<std::path::PathBuf>,
+    /// A payload field for every added point, as KEY=VALUE (numbers and true/false are typed).
+    #[arg(long = "payload", value_name = "KEY=VALUE")]
+    pub(crate) payload: Vec<String>,
+}
+
+/// Arguments of `strata collection search`.
+#[derive(Debug, Args)]
+pub(crate) struct CollectionSearchArgs {
+    /// Collection name.
+    pub(crate) name: String,
+    /// Text query, for a text collection.
+    pub(crate) query: Option<String>,
+    /// Image file as the query.
+    #[arg(long, conflicts_with_all = ["query", "audio", "vector"])]
+    pub(crate) image: Option<std::path::PathBuf>,
+    /// Audio file as the query.
+    #[arg(long, conflicts_with_all = ["query", "image", "vector"])]
+    pub(crate) audio: Option<std::path::PathBuf>,
+    /// A vector as a JSON array, for any collection.
+    #[arg(long, conflicts_with_all = ["query", "image", "audio"])]
+    pub(crate) vector: Option<String>,
+    /// Payload filter, such as `kind = "image" and year >= 2020 and tag in ["a", "b"]`.
+    #[arg(long)]
+    pub(crate) filter: Option<String>,
+    /// Number of results.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) top: usize,
+    /// Score every point instead of using the HNSW index.
+    #[arg(long)]
+    pub(crate) exact: bool,
+}
+
+/// A collection name argument.
+#[derive(Debug, Args)]
+pub(crate) struct CollectionNameArgs {
+    /// Collection name.
+    pub(crate) name: String,
 }
 
 /// Arguments of `strata session show`.

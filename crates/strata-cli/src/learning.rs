@@ -17,6 +17,8 @@ const PRINT_EVERY: usize = 4;
 pub(crate) struct Finished {
     /// The lesson's summary line.
     pub(crate) summary: String,
+    /// The lesson itself, to record in the memory which version learned it.
+    pub(crate) lesson: Lesson,
     /// The outcome, or the error that stopped the lesson.
     pub(crate) result: Result<Outcome, String>,
 }
@@ -62,7 +64,11 @@ impl Lessons {
             let result = learner
                 .learn(&reference, &lesson, &options, &mut print_event)
                 .map_err(|error| format!("{error:#}"));
-            let _ = sender.send(Finished { summary, result });
+            let _ = sender.send(Finished {
+                summary,
+                lesson,
+                result,
+            });
         });
     }
 

@@ -16,6 +16,7 @@ use crate::commands::fsck::plural;
 use crate::commands::import::human_bytes;
 use crate::commands::pull;
 use crate::learning::{Finished, Lessons};
+use crate::memory::ChatMemory;
 use strata_learning::learn::LearnOptions;
 use strata_learning::lesson::Lesson;
 
@@ -37,6 +38,8 @@ pub(crate) struct Live {
     pub(crate) lessons: Lessons,
     /// Settings of those lessons.
     pub(crate) learn_options: LearnOptions,
+    /// Facts taught to this model, recalled before each message.
+    pub(crate) memory: ChatMemory,
 }
 
 impl Live {
@@ -49,6 +52,7 @@ impl Live {
     ) -> Live {
         engine.model_mut().set_kv_precision(kv_dtype);
         let chat = engine.new_chat(None);
+        let memory = ChatMemory::new(store.clone(), &engine.reference().name);
         Live {
             store,
             engine,
@@ -59,6 +63,7 @@ impl Live {
             attached: None,
             lessons: Lessons::new(),
             learn_options: LearnOptions::default(),
+            memory,
         }
     }
 
@@ -71,6 +76,9 @@ impl Live {
                  with a tagged model such as `strata run smollm2`"
             );
         }
+        if let Err(error) = self.memory.remember(&lesson) {
+            eprintln!("strata: warning: the lesson is not in the memory: {error:#}");
+        }
         let (store, options) = (self.store.clone(), self.learn_options.clone());
         self.lessons.start(store, reference, lesson, options);
         Ok(())
@@ -79,7 +87,7 @@ impl Live {
     /// Reports lessons that finished, then follows the model's tag to a new version.
     pub(crate) fn collect_lessons(&mut self) -> anyhow::Result<()> {
         for finished in self.lessons.finished() {
-            report_lesson(&finished);
+            self.report(&finished);
         }
         self.follow_tag()
     }
@@ -92,7 +100,24 @@ impl Live {
         }
         eprintln!("waiting for {} to finish…", plural(running, "lesson"));
         for finished in self.lessons.wait() {
-            report_lesson(&finished);
+            self.report(&finished);
+        }
+    }
+
+    /// Reports a finished lesson and, when it made a version, records that in the memory.
+    fn report(&mut self, finished: &Finished) {
+        report_lesson(finished);
+        let committed = finished
+            .result
+            .as_ref()
+            .ok()
+            .and_then(|o| o.committed.as_ref());
+        if let Some(descriptor) = committed
+            && let Err(error) = self
+                .memory
+                .consolidated(&finished.lesson, &descriptor.digest)
+        {
+            eprintln!("strata: warning: cannot record the new version in the memory: {error:#}");
         }
     }
 

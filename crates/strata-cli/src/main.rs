@@ -6,11 +6,13 @@
 mod catalog;
 mod cli;
 mod commands;
+mod embedding;
 mod exit;
 mod home;
 mod interrupt;
 mod learning;
 mod live;
+mod memory;
 mod progress;
 mod repl;
 
@@ -47,6 +49,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Gc => commands::gc::run(&home),
         Command::Bench(args) => commands::bench::run(&home, &args),
         Command::Session(command) => commands::session::run(&home, &command),
+        Command::Collection(command) => commands::collection::run(&home, &command),
         Command::Learn(args) => commands::learn::run(&home, &args),
         Command::Eval(args) => commands::eval::run(&home, &args),
         Command::Log(args) => commands::versions::log(&home, &args),

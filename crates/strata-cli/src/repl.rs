@@ -19,6 +19,8 @@ Available commands:
   /teach Q => A  learn that the answer to question Q is A (trains in the background)
   /correct TEXT  replace the last answer with TEXT, the answer it should have been
   /learn         learn this chat: each question with its (corrected) answer
+  /memory        list the facts taught to this model, recalled before each message
+  /memory forget ID  remove one of them
   /history       show this session's messages
   /clear         forget the conversation so far
   /help          show this help
@@ -36,6 +38,7 @@ enum Input {
     Sessions,
     Teach(String),
     Correct(String),
+    Memory(Option<String>),
     Learn,
     History,
     Help,
@@ -68,6 +71,13 @@ pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
                 if let Err(error) = live.follow_tag() {
                     eprintln!("strata: error: {error:#}");
                 }
+                let message = match live.memory.recall(&message) {
+                    Ok(recalled) => recalled,
+                    Err(error) => {
+                        eprintln!("strata: warning: nothing recalled: {error:#}");
+                        message
+                    }
+                };
                 let (engine, chat) = (&live.engine, &mut live.chat);
                 if let Err(error) = answer(engine, chat, &message, &live.params) {
                     eprintln!("strata: error: {error:#}");
@@ -123,6 +133,28 @@ fn run_command(live: &mut Live, input: Input) -> anyhow::Result<()> {
                 name: live.attached.as_ref().map(|(name, _)| name.to_string()),
             };
             live.learn(Lesson::new(facts, source)?)?;
+        }
+        Input::Memory(None) => {
+            let entries = live.memory.entries()?;
+            if entries.is_empty() {
+                eprintln!("the memory is empty; /teach Q => A adds a fact");
+            }
+            for entry in entries {
+                let learned = entry
+                    .version
+                    .as_deref()
+                    .map_or("not learned yet".to_owned(), |v| {
+                        format!("learned by {}", &v[7..19.min(v.len())])
+                    });
+                println!(
+                    "{}  {} => {}  ({learned})",
+                    entry.id, entry.fact.question, entry.fact.answer
+                );
+            }
+        }
+        Input::Memory(Some(id)) => {
+            live.memory.forget(&id)?;
+            eprintln!("forgot {id}");
         }
         Input::History => print_history(live),
         Input::Help => eprintln!("{HELP}"),
@@ -221,6 +253,15 @@ fn parse(text: &str) -> Input {
             None => Input::Usage("/correct TEXT"),
         },
         ("/learn", _) => Input::Learn,
+        ("/memory", None) => Input::Memory(None),
+        ("/memory", Some(word)) if word == "forget" => match rest_of(trimmed)
+            .and_then(|rest| rest.strip_prefix("forget").map(|id| id.trim().to_string()))
+            .filter(|id| !id.is_empty())
+        {
+            Some(id) => Input::Memory(Some(id)),
+            None => Input::Usage("/memory forget ID"),
+        },
+        ("/memory", Some(_)) => Input::Usage("/memory [forget ID]"),
         ("/history", _) => Input::History,
         ("/help" | "/?", _) => Input::Help,
         ("/clear", _) => Input::Clear,

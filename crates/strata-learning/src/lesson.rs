@@ -119,7 +119,10 @@ pub fn pairs_from_messages(messages: &[strata_runtime::template::Message]) -> Ve
     messages
         .windows(2)
         .filter(|pair| pair[0].role == "user" && pair[1].role == "assistant")
-        .map(|pair| Fact::pair(&pair[0].content, &pair[1].content))
+        .map(|pair| {
+            let question = crate::memory::without_recalled(&pair[0].content);
+            Fact::pair(question, &pair[1].content)
+        })
         .filter(|fact| fact.check().is_ok())
         .collect()
 }

@@ -21,6 +21,9 @@ use crate::lesson::{Fact, Lesson};
 /// Lowest cosine similarity between a turn and a fact's question for the fact to be recalled.
 pub const RECALL_THRESHOLD: f32 = 0.6;
 
+/// The line that opens the recalled facts in front of a message.
+const RECALLED_HEADING: &str = "Facts you were taught:\n";
+
 /// Most facts put in front of one turn.
 pub const RECALL_TOP: usize = 3;
 
@@ -228,7 +231,7 @@ pub fn with_recalled(message: &str, recalled: &[Recalled]) -> String {
     if recalled.is_empty() {
         return message.to_owned();
     }
-    let mut text = String::from("Facts you were taught:\n");
+    let mut text = String::from(RECALLED_HEADING);
     for entry in recalled {
         let fact = &entry.fact;
         let line = fact
@@ -239,6 +242,14 @@ pub fn with_recalled(message: &str, recalled: &[Recalled]) -> String {
     }
     let _ = write!(text, "\n{message}");
     text
+}
+
+/// Returns the message a user typed, without the facts [`with_recalled`] put in front of it.
+pub fn without_recalled(text: &str) -> &str {
+    match text.strip_prefix(RECALLED_HEADING) {
+        Some(rest) => rest.split_once("\n\n").map_or(text, |(_, message)| message),
+        None => text,
+    }
 }
 
 /// The memory collection of model name `model`.
@@ -378,5 +389,7 @@ mod tests {
         );
         assert!(text.ends_with("\n\nCapital of Sevzaria?"));
         assert_eq!(with_recalled("hi", &[]), "hi");
+        assert_eq!(without_recalled(&text), "Capital of Sevzaria?");
+        assert_eq!(without_recalled("plain"), "plain");
     }
 }

@@ -35,6 +35,9 @@ pub(crate) fn run_with_name(home: &Path, args: &ImportArgs, label: &str) -> anyh
         bar.set_length(total);
         bar.set_position(done);
     };
+    if metadata.is_dir() && path.join("modules.json").is_file() {
+        return import_text_embedder(&store, path, &reference);
+    }
     let outcome = if metadata.is_dir() {
         import::import_hf_dir(&store, path, &reference, &mut progress)
     } else {
@@ -44,6 +47,26 @@ pub(crate) fn run_with_name(home: &Path, args: &ImportArgs, label: &str) -> anyh
     let outcome = outcome.with_context(|| format!("{}: import failed", path.display()))?;
 
     print_outcome(label, &reference, &outcome);
+    Ok(())
+}
+
+/// Imports a sentence-transformers folder (one with `modules.json`) as a text embedder.
+fn import_text_embedder(
+    store: &strata_store::Store,
+    path: &Path,
+    reference: &Reference,
+) -> anyhow::Result<()> {
+    let files = strata_embed::PackageFiles::in_dir(path);
+    let imported = strata_embed::import_text_embedder(store, &files, reference)
+        .with_context(|| format!("{}: import failed", path.display()))?;
+    eprintln!(
+        "imported text embedder {} as {reference} ({} tensors, {} new, {} already stored) {}",
+        path.display(),
+        imported.tensors,
+        human_bytes(imported.bytes_written),
+        human_bytes(imported.bytes_deduplicated),
+        imported.descriptor.digest.short()
+    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod bench;
 pub(crate) mod bench_serve;
 pub(crate) mod bench_sessions;
+pub(crate) mod collection;
 pub(crate) mod eval;
 pub(crate) mod fsck;
 pub(crate) mod gc;

