@@ -78,7 +78,7 @@ impl CollectionConfig {
             next_segment: 0,
             parent: None,
             created: Utc::now(),
-            index: IndexSettings::default(),
+            index: spec.index,
         }
     }
 

@@ -40,8 +40,17 @@ impl HnswIndex {
         dim: usize,
         settings: IndexSettings,
     ) -> Result<HnswIndex> {
-        let inner =
-            Index::restore_from_buffer(bytes).map_err(|e| CollectionError::index("load", e))?;
+        // usearch 2.26 takes the graph degree from the graph's header while loading, but it
+        // returns before applying it when the graph is empty, so `restore_from_buffer` gave an
+        // empty index usearch's default degree. Building the index from the settings first
+        // keeps them in that case too.
+        let load = |e| CollectionError::index("load", e);
+        let metadata = Index::metadata_from_buffer(bytes).map_err(load)?;
+        let mut options = IndexOptions::from(metadata);
+        options.connectivity = settings.connectivity;
+        options.expansion_add = settings.expansion_add;
+        let inner = Index::new(&options).map_err(load)?;
+        inner.load_from_buffer(bytes).map_err(load)?;
         if inner.dimensions() != dim {
             let message = format!(
                 "the blob has dimension {}, expected {dim}",
@@ -190,6 +199,18 @@ mod tests {
             .filtered_search(&[0.0, 0.0], 3, 16, |key| key != 1)
             .unwrap();
         assert_eq!(keys, vec![2, 3]);
+    }
+
+    #[test]
+    fn empty_index_keeps_connectivity() {
+        let settings = IndexSettings {
+            connectivity: 8,
+            expansion_add: 32,
+        };
+        let index = HnswIndex::new(2, Metric::L2, settings).unwrap();
+        let loaded = HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, settings).unwrap();
+        assert_eq!(loaded.inner.connectivity(), 8);
+        assert_eq!(loaded.inner.expansion_add(), 32);
     }
 
     #[test]
