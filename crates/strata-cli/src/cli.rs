@@ -222,6 +222,11 @@ pub(crate) struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) json: Option<PathBuf>,
 
+    /// Measure the fast memory alone: store the facts in a scratch memory, train nothing, and
+    /// ask every question, paraphrase and control with what the memory recalls.
+    #[arg(long)]
+    pub(crate) memory: bool,
+
     #[command(flatten)]
     pub(crate) learning: LearningArgs,
 }

@@ -12,7 +12,7 @@ use crate::embedding::text_embedder;
 
 /// The text embedder as the memory sees it.
 #[derive(Debug)]
-struct MiniLm(TextEmbedder);
+pub(crate) struct MiniLm(pub(crate) TextEmbedder);
 
 impl TextEmbedding for MiniLm {
     fn name(&self) -> &str {

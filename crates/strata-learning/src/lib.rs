@@ -16,6 +16,7 @@ pub mod learn;
 pub mod lesson;
 pub mod lineage;
 pub mod memory;
+pub mod memory_eval;
 pub mod record;
 pub mod squash;
 pub mod training;

@@ -24,6 +24,9 @@ pub(crate) fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
+    if args.memory {
+        return memory_only(home, &store, &reference, &facts);
+    }
     let options = EvalOptions {
         facts,
         facts_file,
@@ -70,6 +73,59 @@ pub(crate) fn run(home: &Path, args: &EvalArgs) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(&report)?;
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// Runs `strata eval MODEL --facts FILE --memory`.
+fn memory_only(
+    home: &Path,
+    store: &strata_store::Store,
+    reference: &strata_store::Reference,
+    facts: &[strata_learning::Fact],
+) -> anyhow::Result<()> {
+    let engine = crate::live::load_engine(home, store, reference)?;
+    let embedder = crate::memory::MiniLm(crate::embedding::text_embedder(store)?);
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let scratch = format!("{}-eval-{seconds}", reference.name);
+    let controls = strata_learning::lesson::default_controls();
+    eprintln!(
+        "storing {} facts in a scratch memory and asking with recall",
+        facts.len()
+    );
+    let report =
+        strata_learning::memory_eval::run(store, &engine, &embedder, &scratch, facts, &controls)?;
+    println!("| memory alone | figure |");
+    println!("|---|---:|");
+    println!(
+        "| efficacy (exact questions) | {} |",
+        percent(report.efficacy)
+    );
+    println!(
+        "| generalization (paraphrases) | {} |",
+        percent(report.generalization)
+    );
+    println!(
+        "| controls kept (of those the model answers alone) | {} |",
+        percent(report.controls_kept)
+    );
+    println!(
+        "| controls that recalled any fact | {} |",
+        report.controls_with_recall
+    );
+    println!(
+        "| ms to embed and store one fact | {:.1} |",
+        report.remember_ms
+    );
+    println!(
+        "| ms to recall for one question | {:.1} |",
+        report.recall_ms
+    );
+    eprintln!(
+        "the facts stay in collection `{}`; `strata collection rm {}` removes it",
+        report.collection, report.collection
+    );
     Ok(())
 }
 
