@@ -1,4 +1,4 @@
-//! Pins FORMAT.md to the constants of the code.
+//! Pins the collections part of docs/format.md to the constants of the code.
 
 use strata_collections::media::{
     COLLECTION_ARTIFACT_TYPE, COLLECTION_CONFIG_MEDIA_TYPE, INDEX_MEDIA_TYPE, PAYLOADS_MEDIA_TYPE,
@@ -11,7 +11,7 @@ use strata_collections::{
 };
 
 fn format_doc() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/FORMAT.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/format.md");
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -27,7 +27,7 @@ fn format_doc_names_every_media_type() {
         SEGMENT_ANNOTATION,
         POINTS_ANNOTATION,
     ] {
-        assert!(doc.contains(&format!("`{name}`")), "FORMAT.md lacks {name}");
+        assert!(doc.contains(&format!("`{name}`")), "docs/format.md lacks {name}");
     }
 }
 
@@ -44,7 +44,7 @@ fn format_doc_matches_vectors_header() {
         format!("| {HEADER_LEN} | 8 × count | index key of each point (u64) |"),
     ];
     for row in rows {
-        assert!(doc.contains(&row), "FORMAT.md lacks the row {row}");
+        assert!(doc.contains(&row), "docs/format.md lacks the row {row}");
     }
 }
 
