@@ -27,7 +27,10 @@ fn format_doc_names_every_media_type() {
         SEGMENT_ANNOTATION,
         POINTS_ANNOTATION,
     ] {
-        assert!(doc.contains(&format!("`{name}`")), "docs/format.md lacks {name}");
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/format.md lacks {name}"
+        );
     }
 }
 
