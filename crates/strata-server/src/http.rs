@@ -34,6 +34,26 @@ pub struct App {
     pub jobs: Jobs,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// The text embedder, loaded on first use.
+    pub embedder: std::sync::Mutex<Option<Arc<strata_embed::TextEmbedder>>>,
+}
+
+impl App {
+    /// Returns the text embedder, loading it (and on first use fetching it) when needed.
+    pub fn text_embedder(&self) -> Result<Arc<strata_embed::TextEmbedder>, ApiError> {
+        let mut slot = self
+            .embedder
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(embedder) = slot.as_ref() {
+            return Ok(embedder.clone());
+        }
+        let embedder = strata_embed::default_text_embedder(&self.store)
+            .map_err(|error| ApiError::internal("-", &error))?;
+        let embedder = Arc::new(embedder);
+        *slot = Some(embedder.clone());
+        Ok(embedder)
+    }
 }
 
 /// Shared application state.

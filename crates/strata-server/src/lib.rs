@@ -137,6 +137,7 @@ pub async fn serve(
         limits: config.requests,
         api_key: config.api_key.clone(),
         max_body_bytes: config.max_body_bytes,
+        embedder: std::sync::Mutex::new(None),
     });
     let router = router(app.clone());
     tracing::info!(address = %bound, "strata server listening");

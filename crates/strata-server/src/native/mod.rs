@@ -1,6 +1,7 @@
 //! strata's own endpoints under `/api`: live sessions, snapshots and forks, learning jobs, and
-//! model versions. `docs/api.md` documents each.
+//! model versions, and embedding collections. `docs/api.md` documents each.
 
+pub mod collections;
 pub mod learning;
 pub mod sessions;
 pub mod snapshots;
@@ -38,4 +39,18 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/models/{name}/rollback", post(versions::rollback))
         .route("/api/models/{name}/learn", post(learning::learn))
         .route("/api/jobs/{id}", get(learning::job))
+        .route(
+            "/api/collections",
+            get(collections::list).post(collections::create),
+        )
+        .route(
+            "/api/collections/{name}",
+            get(collections::show).delete(collections::remove),
+        )
+        .route("/api/collections/{name}/points", post(collections::upsert))
+        .route(
+            "/api/collections/{name}/points/delete",
+            post(collections::delete_points),
+        )
+        .route("/api/collections/{name}/search", post(collections::search))
 }

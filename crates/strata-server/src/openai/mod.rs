@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod completions;
+pub mod embeddings;
 pub mod request;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/completions", post(completions::completions))
         .route("/v1/models", get(models))
+        .route("/v1/embeddings", post(embeddings::embeddings))
 }
 
 /// `GET /v1/models`: the model tags in the store.

