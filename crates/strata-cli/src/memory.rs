@@ -38,7 +38,7 @@ pub(crate) struct ChatMemory {
 }
 
 impl ChatMemory {
-    /// The memory of model name `model`.
+    /// Creates the memory of model name `model`.
     pub(crate) fn new(store: Store, model: &str) -> ChatMemory {
         ChatMemory {
             store,

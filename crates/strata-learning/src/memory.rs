@@ -106,7 +106,7 @@ impl<'a> Memory<'a> {
         })
     }
 
-    /// The collection's name.
+    /// Returns the collection's name.
     pub fn collection(&self) -> &str {
         &self.collection
     }
@@ -252,7 +252,7 @@ pub fn without_recalled(text: &str) -> &str {
     }
 }
 
-/// The memory collection of model name `model`.
+/// Returns the memory collection of model name `model`.
 pub fn collection_name(model: &str) -> String {
     let cleaned: String = model
         .chars()
@@ -264,7 +264,7 @@ pub fn collection_name(model: &str) -> String {
     format!("memory.{}", cleaned.trim_matches(|c| c == '-' || c == '.'))
 }
 
-/// A fact's point id: `fact-` and the first 16 hex digits of its normalized question's sha256.
+/// Returns a fact's point id: `fact-` and the first 16 hex digits of its normalized question's sha256.
 fn fact_id(fact: &Fact) -> String {
     let question = crate::answer::normalize(&fact.question);
     let digest = Digest::of(question.as_bytes());

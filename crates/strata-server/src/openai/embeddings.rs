@@ -16,7 +16,7 @@ const MODEL_NAMES: [&str; 4] = [
     "minilm",
 ];
 
-/// Most texts in one request.
+/// Maximum number of texts in one request.
 const MAX_INPUTS: usize = 2048;
 
 /// One text or several.
