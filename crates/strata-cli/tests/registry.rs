@@ -844,3 +844,86 @@ fn gguf_models_packaged_by_other_tools_pull_as_models() {
         );
     }
 }
+
+#[test]
+fn a_collection_pushes_only_changed_segments_and_pulls_back() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let source = tempfile::tempdir().unwrap();
+    strata_ok(
+        source.path(),
+        &[
+            "collection",
+            "create",
+            "pts",
+            "--embedder",
+            "none",
+            "--dim",
+            "4",
+        ],
+    );
+    let write_points = |name: &str, range: std::ops::Range<usize>, shift: f32| {
+        let lines: Vec<String> = range
+            .map(|i| {
+                let x = i as f32;
+                format!(
+                    r#"{{"id": "p{i}", "vector": [{}, {}, {}, 1.0], "payload": {{"n": {i}}}}}"#,
+                    (x * 0.37).sin() + shift,
+                    (x * 0.11).cos(),
+                    (x * 0.07).sin()
+                )
+            })
+            .collect();
+        let path = source.path().join(name);
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let all = write_points("all.jsonl", 0..5000, 0.0);
+    strata_ok(source.path(), &["collection", "add", "pts", &all]);
+    let remote = registry.url("team/pts:v1");
+    let first = strata(
+        source.path(),
+        &["push", "collection/pts", &remote, "--plain-http"],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+
+    let one = write_points("one.jsonl", 7..8, 5.0);
+    strata_ok(source.path(), &["collection", "add", "pts", &one]);
+    let second = strata(
+        source.path(),
+        &["push", "collection/pts", &remote, "--plain-http"],
+    );
+    let report = stderr(&second);
+    assert!(second.status.success(), "{report}");
+    assert_eq!(
+        uploaded(&report),
+        3,
+        "one moved point sends its segment's vectors, the index and the config: {report}"
+    );
+    assert!(
+        report.contains("3 already there"),
+        "both payload blobs and the other segment's vectors stay: {report}"
+    );
+
+    let target = tempfile::tempdir().unwrap();
+    strata_ok(
+        target.path(),
+        &["pull", &remote, "--plain-http", "--name", "collection/pts"],
+    );
+    let query = [
+        "collection",
+        "search",
+        "pts",
+        "--vector",
+        "[5.3, 0.9, 0.5, 1.0]",
+        "--top",
+        "3",
+    ];
+    assert_eq!(
+        strata_ok(source.path(), &query),
+        strata_ok(target.path(), &query)
+    );
+    let shown = strata_ok(target.path(), &["collection", "show", "pts"]);
+    assert!(shown.contains("points    5000"), "{shown}");
+}
