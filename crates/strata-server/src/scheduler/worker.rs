@@ -87,6 +87,13 @@ impl<'e> Worker<'e> {
                 }
             },
         };
+        // A prompt the cache holds whole is fed again from its last chunk boundary, so its
+        // logits come from the same rows in one pass as a fresh prompt's, bit for bit.
+        let chunk = self.limits.prefill_chunk.max(1);
+        let reused = match reused >= prompt.len() {
+            true => prompt.len().saturating_sub(1) / chunk * chunk,
+            false => reused,
+        };
         tracing::debug!(request = %request.id, prompt = prompt.len(), reused, "admitted");
         self.slots
             .push(Slot::new(self.engine, request, sequence, reused));
