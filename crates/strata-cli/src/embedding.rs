@@ -125,7 +125,7 @@ pub(crate) fn embed_query(
             Ok(embedder.embed_batch(&[text.as_str()])?.remove(0))
         }
         (EmbedderKind::Text, _) => bail!(
-            "collection `{}` holds text; search it with a text query",
+            "collection `{}` contains text; search it with a text query",
             info.name
         ),
         (_, Query::Image(path) | Query::Audio(path)) => bail!(

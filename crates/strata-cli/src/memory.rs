@@ -10,7 +10,7 @@ use strata_store::{Digest, Store};
 
 use crate::embedding::text_embedder;
 
-/// The text embedder as the memory sees it.
+/// The text embedder behind the memory's embedding interface.
 #[derive(Debug)]
 pub(crate) struct MiniLm(pub(crate) TextEmbedder);
 
@@ -47,7 +47,7 @@ impl ChatMemory {
         }
     }
 
-    /// Stores the lesson's facts now and says so.
+    /// Stores the lesson's facts now and prints how many.
     pub(crate) fn remember(&mut self, lesson: &Lesson) -> anyhow::Result<()> {
         let ids = self.open()?.remember(lesson)?;
         eprintln!(

@@ -92,7 +92,7 @@ impl Client {
         }
     }
 
-    /// The scheme, host and port requests go to.
+    /// Returns the scheme, host and port that requests go to.
     pub fn base(&self) -> &str {
         &self.base
     }

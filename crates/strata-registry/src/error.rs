@@ -42,7 +42,7 @@ pub enum RegistryError {
     /// continues it.
     #[error("{what} broke ({source}); run the same command again to continue where it stopped")]
     Interrupted {
-        /// What was being transferred.
+        /// The transfer that broke.
         what: String,
         /// The last failure.
         source: Box<RegistryError>,

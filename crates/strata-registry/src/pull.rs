@@ -111,7 +111,7 @@ impl Pulling<'_> {
     }
 }
 
-/// What one blob's download fetched.
+/// The byte counts of one blob's download.
 #[derive(Debug)]
 pub(crate) struct Fetched {
     /// Bytes that crossed the wire.

@@ -112,7 +112,7 @@ impl PartialBlob {
         }
     }
 
-    /// Where the bytes are, for a caller that reads them without storing them as a blob.
+    /// Returns the file path, for a caller that reads the bytes without storing them as a blob.
     pub fn path(&self) -> &Path {
         &self.path
     }

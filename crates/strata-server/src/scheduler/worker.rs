@@ -87,7 +87,7 @@ impl<'e> Worker<'e> {
                 }
             },
         };
-        // A prompt the cache holds whole is fed again from its last chunk boundary, so its
+        // A prompt the cache contains whole is fed again from its last chunk boundary, so its
         // logits come from the same rows in one pass as a fresh prompt's, bit for bit.
         let chunk = self.limits.prefill_chunk.max(1);
         let reused = match reused >= prompt.len() {
