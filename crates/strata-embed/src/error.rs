@@ -67,6 +67,10 @@ pub enum EmbedError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
 
+    /// A video could not be read.
+    #[error(transparent)]
+    Video(#[from] crate::video::VideoError),
+
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -24,6 +24,7 @@ mod tokenizer;
 
 pub mod media;
 pub mod pooling;
+pub mod video;
 
 pub use config::{EmbedderConfig, EmbedderSource, Pooling, TextSettings};
 pub use default::{TEXT_EMBEDDER_TAG, default_text_embedder};

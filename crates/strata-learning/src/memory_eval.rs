@@ -22,6 +22,10 @@ pub struct MemoryReport {
     pub efficacy: Score,
     /// The paraphrases answered with recall.
     pub generalization: Score,
+    /// The exact questions for which recall found the fact they ask about.
+    pub recalled_exact: Score,
+    /// The paraphrases for which recall found the fact they ask about.
+    pub recalled_paraphrases: Score,
     /// Of the controls the model answers alone, those still answered with recall.
     pub controls_kept: Score,
     /// Controls for which recall put any fact in front of the question.
@@ -58,10 +62,16 @@ pub fn run(
     };
     let mut efficacy = Score::default();
     let mut generalization = Score::default();
+    let mut recalled_exact = Score::default();
+    let mut recalled_paraphrases = Score::default();
     for fact in facts {
-        efficacy.add(recall.answers(&fact.question, &fact.answer)?.0);
+        let asked = recall.answers(&fact.question, &fact.answer)?;
+        efficacy.add(asked.answered);
+        recalled_exact.add(asked.found(fact));
         for paraphrase in &fact.paraphrases {
-            generalization.add(recall.answers(paraphrase, &fact.answer)?.0);
+            let asked = recall.answers(paraphrase, &fact.answer)?;
+            generalization.add(asked.answered);
+            recalled_paraphrases.add(asked.found(fact));
         }
     }
 
@@ -72,15 +82,17 @@ pub fn run(
         if !answer::contains(&alone, &control.answer) {
             continue;
         }
-        let (kept, recalled) = recall.answers(&control.question, &control.answer)?;
-        controls_kept.add(kept);
-        controls_with_recall += usize::from(recalled > 0);
+        let asked = recall.answers(&control.question, &control.answer)?;
+        controls_kept.add(asked.answered);
+        controls_with_recall += usize::from(!asked.recalled.is_empty());
     }
 
     Ok(MemoryReport {
         collection: memory.collection().to_owned(),
         efficacy,
         generalization,
+        recalled_exact,
+        recalled_paraphrases,
         controls_kept,
         controls_with_recall,
         remember_ms,
@@ -97,16 +109,38 @@ struct Recall<'a> {
 }
 
 impl Recall<'_> {
-    /// Asks `question` with recall; returns whether the reply has `expected` and how many
-    /// facts were recalled.
-    fn answers(&mut self, question: &str, expected: &str) -> Result<(bool, usize)> {
+    /// Asks `question` with what the memory recalls for it.
+    fn answers(&mut self, question: &str, expected: &str) -> Result<Asked> {
         let started = Instant::now();
         let recalled = self.memory.recall(question)?;
         self.recall_seconds += started.elapsed().as_secs_f64();
         self.asked += 1;
         let prompt = with_recalled(question, &recalled);
         let reply = answer::ask(self.engine, None, &prompt, Some(expected))?;
-        Ok((answer::contains(&reply, expected), recalled.len()))
+        Ok(Asked {
+            answered: answer::contains(&reply, expected),
+            recalled: recalled
+                .into_iter()
+                .map(|entry| entry.fact.question)
+                .collect(),
+        })
+    }
+}
+
+/// The outcome of one question asked with recall.
+struct Asked {
+    /// Whether the reply has the expected answer.
+    answered: bool,
+    /// The questions of the facts recalled for it.
+    recalled: Vec<String>,
+}
+
+impl Asked {
+    /// Reports whether recall found `fact`.
+    fn found(&self, fact: &Fact) -> bool {
+        self.recalled
+            .iter()
+            .any(|question| *question == fact.question)
     }
 }
 

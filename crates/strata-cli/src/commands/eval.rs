@@ -107,6 +107,14 @@ fn memory_only(
         percent(report.generalization)
     );
     println!(
+        "| exact questions that recalled their fact | {} |",
+        percent(report.recalled_exact)
+    );
+    println!(
+        "| paraphrases that recalled their fact | {} |",
+        percent(report.recalled_paraphrases)
+    );
+    println!(
         "| controls kept (of those the model answers alone) | {} |",
         percent(report.controls_kept)
     );
