@@ -55,7 +55,7 @@ PY
     mv "$minilm.partial" "$minilm"
 }
 
-# Resemblyzer's GE2E speaker encoder, the audio embedder: its wheel holds the legacy torch
+# Resemblyzer's GE2E speaker encoder, the audio embedder: its wheel contains the legacy torch
 # checkpoint resemblyzer/pretrained.pt.
 fetch_resemblyzer() {
     mkdir -p "$assets" "$resemblyzer"

@@ -29,7 +29,7 @@ pub struct TextSettings {
 /// The settings an audio embedder runs with, fixed by the GE2E encoder and checked on load.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioSettings {
-    /// Samples per second the encoder reads; other rates are resampled to it.
+    /// Samples per second the encoder reads. Other rates are resampled to it.
     pub sample_rate: u32,
     /// Mel channels per spectrogram frame.
     pub mel_channels: usize,

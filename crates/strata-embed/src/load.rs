@@ -125,7 +125,8 @@ impl Context<'_> {
             })?;
         if config.modality != modality || config.architecture != architecture {
             let reason = format!(
-                "the embedder is a {} {} model, expected a {modality} {architecture} model",
+                "the config has modality `{}` and architecture `{}`, expected modality \
+                 `{modality}` and architecture `{architecture}`",
                 config.modality, config.architecture
             );
             return Err(self.config_error(reason).into());

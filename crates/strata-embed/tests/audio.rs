@@ -1,7 +1,7 @@
 //! Tests of the GE2E audio embedder against Resemblyzer's real weights.
 //!
-//! They need `pretrained.pt` of Resemblyzer 0.1.4 in `STRATA_TEST_RESEMBLYZER` and print a note
-//! and pass when it is unset; the speech test also needs `espeak-ng`. The reference values in
+//! They need `pretrained.pt` of Resemblyzer 0.1.4 in `STRATA_TEST_RESEMBLYZER`, and print a note
+//! and pass when it is unset. The speech test also needs `espeak-ng`. The reference values in
 //! `reference/ge2e_reference.json` were computed by `reference/ge2e_reference.py`, an
 //! independent numpy and librosa implementation in float64, from the signal `test_signal`
 //! rebuilds here.
@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use serde::Deserialize;
 use strata_embed::{
-    AudioEmbedder, EmbedError, Embedder, Input, Modality, fetch_resemblyzer, import_audio_embedder,
-    load_audio_embedder, mel_spectrogram,
+    AUDIO_EMBEDDER_TAG, AudioEmbedder, EmbedError, Embedder, Input, Modality,
+    default_audio_embedder, fetch_resemblyzer, import_audio_embedder, load_audio_embedder,
+    mel_spectrogram,
 };
 use strata_store::{Reference, Store};
 
@@ -146,7 +147,8 @@ fn embedding_matches_reference() {
     assert!(difference < EMBEDDING_TOLERANCE, "differs by {difference}");
 }
 
-/// Speaks `text` with espeak-ng's voice `voice` into `path`; false when espeak-ng is missing.
+/// Speaks `text` with espeak-ng's voice `voice` into `path`. Returns false when espeak-ng is
+/// missing.
 fn speak(voice: &str, text: &str, path: &Path) -> bool {
     let status = Command::new("espeak-ng")
         .args(["-v", voice, "-w"])
@@ -264,6 +266,18 @@ fn bad_inputs_are_rejected_with_the_fix() {
     assert_eq!(embedder.dim(), 256);
 }
 
+#[test]
+fn silence_gives_a_unit_vector() {
+    let Some(path) = weights_path() else { return };
+
+    let vector = embedder(&path)
+        .embed_samples_whole(&vec![0.0; 16000 * 2], 16000)
+        .unwrap();
+
+    let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+}
+
 fn blob_count(store: &Store) -> usize {
     std::fs::read_dir(store.root().join("blobs/sha256"))
         .unwrap()
@@ -314,6 +328,31 @@ fn fetch_unpacks_cached_wheel() {
         .filter(|name| name.to_string_lossy().contains(".partial"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Puts the wheel named by `STRATA_TEST_RESEMBLYZER_WHEEL` in a fresh store's wheel cache, so
+/// the default embedder is unpacked, imported and tagged without a download.
+#[test]
+fn default_embedder_is_imported_on_first_use() {
+    let Some(wheel) = std::env::var_os("STRATA_TEST_RESEMBLYZER_WHEEL").map(PathBuf::from) else {
+        eprintln!("note: STRATA_TEST_RESEMBLYZER_WHEEL is unset; skipping the default test");
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let store = Store::open(home.path()).unwrap();
+    let cache = store.root().join("cache/pypi-v1");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::copy(&wheel, cache.join(wheel.file_name().unwrap())).unwrap();
+
+    let first = default_audio_embedder(&store).unwrap();
+    let blobs = blob_count(&store);
+    let second = default_audio_embedder(&store).unwrap();
+
+    let reference = Reference::parse(AUDIO_EMBEDDER_TAG).unwrap();
+    assert!(store.resolve(&reference).is_ok());
+    assert_eq!(blob_count(&store), blobs);
+    assert_eq!(first.name(), "resemblyzer-ge2e");
+    assert_eq!(second.dim(), 256);
 }
 
 /// Prints seconds of audio embedded per second of wall time over 60 s of audio at 16 kHz.

@@ -7,9 +7,9 @@
 //! segments of [`SEGMENT_SECONDS`], each embedded that way, so a long sound track gives one
 //! vector per segment with its time offset.
 //!
-//! NOTE: Resemblyzer's `preprocess_wav` also trims long silences with webrtcvad, a C library;
-//! that step is left out, so silences longer than 0.2 s stay in and weigh on the vector. Trim
-//! them beforehand (for example `ffmpeg -af silenceremove`) to match Resemblyzer more closely.
+//! NOTE: Resemblyzer's `preprocess_wav` also trims long silences with webrtcvad, a C library.
+//! That step is left out, so long pauses stay in the partial utterances and weigh on the vector. Trim them
+//! beforehand (for example with `ffmpeg -af silenceremove`) to match Resemblyzer more closely.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,8 +26,8 @@ use crate::embedder::{Embedder, unsupported_input};
 use crate::error::{AudioError, EmbedError, PackageError, Result};
 use crate::input::{Embedded, Input, Modality};
 
-/// Seconds of audio in one segment of a clip embedded for a collection; the last segment may
-/// be up to half as long again.
+/// Seconds of audio in one segment of a clip embedded for a collection. The last segment may be
+/// up to half as long again.
 pub const SEGMENT_SECONDS: u32 = 5;
 
 /// Partial utterances run through the encoder in one batch.

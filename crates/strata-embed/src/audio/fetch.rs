@@ -1,10 +1,10 @@
 //! Fetching Resemblyzer's speaker encoder from PyPI: the wheel `Resemblyzer==0.1.4` carries
 //! the weights as the member `resemblyzer/pretrained.pt`.
 //!
-//! pip downloads the wheel into the cache directory as for text embedders; Python's `zipfile`
-//! copies the member to `CACHE/Resemblyzer-0.1.4/pretrained.pt.partial-PID`, which is renamed
-//! to `pretrained.pt` only once its sha256 matches the pin, so an interrupted fetch never leaves
-//! a file that looks complete.
+//! pip downloads the wheel into the cache directory, as for text embedders. Python's `zipfile`
+//! copies the member to `CACHE/Resemblyzer-0.1.4/pretrained.pt.partial-PID`, which is renamed to
+//! `pretrained.pt` only once its sha256 matches the pin. So an interrupted fetch never leaves a
+//! file that looks complete.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -2,10 +2,10 @@
 //! then the last layer's final hidden state through a linear layer, a ReLU and L2
 //! normalisation, giving a 256-dimensional vector.
 //!
-//! Tensor names and shapes are those of `pretrained.pt`'s `model_state` (PyTorch's `nn.LSTM`
-//! with `batch_first=True` and `nn.Linear`); its `similarity_weight` and `similarity_bias`,
-//! used only in training, are not needed. The LSTM gates are ordered input, forget, cell,
-//! output, as in PyTorch.
+//! Tensor names and shapes are those of `pretrained.pt`'s `model_state`, written by PyTorch's
+//! `nn.LSTM` (with `batch_first=True`) and `nn.Linear`. Its `similarity_weight` and
+//! `similarity_bias` serve training only and are not read. The LSTM gates are ordered input,
+//! forget, cell, output, as in PyTorch.
 
 use std::collections::HashMap;
 
@@ -96,7 +96,7 @@ pub(crate) struct Ge2e {
 }
 
 impl Ge2e {
-    /// Builds the encoder from `tensors`, checking each one's shape; any dtype is read as f32.
+    /// Builds the encoder from `tensors`, checking each one's shape. Any dtype is read as f32.
     pub(crate) fn new(tensors: HashMap<String, Tensor>) -> Result<Ge2e> {
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         let mut layers = Vec::with_capacity(LAYERS);

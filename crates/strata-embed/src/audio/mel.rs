@@ -1,13 +1,15 @@
 //! The mel spectrogram Resemblyzer feeds its encoder, as librosa 0.9 computes it.
 //!
-//! `librosa.feature.melspectrogram(y, sr=16000, n_fft=400, hop_length=160, n_mels=40)` with
-//! librosa's defaults of 0.9.1, the lowest version Resemblyzer 0.1.4 accepts (0.10 keeps them):
-//! frames are centred, so the signal is padded with `N_FFT / 2` zeros on each side
-//! (`pad_mode="constant"`, the default since librosa 0.9.0; 0.8 padded by reflection) and a
-//! clip of `n` samples gives `1 + n / HOP` frames; each frame is weighted by a periodic Hann
-//! window of `N_FFT` samples; the power spectrum (`power=2`) goes through 40 triangular filters
-//! on the Slaney mel scale from 0 Hz to 8 kHz, each scaled to unit area (`norm="slaney"`). The
-//! result is the power itself, not its log. Spectra are computed in f64 and returned as f32.
+//! This is `librosa.feature.melspectrogram(y, sr=16000, n_fft=400, hop_length=160, n_mels=40)`
+//! with the defaults of librosa 0.9.1, the lowest version Resemblyzer 0.1.4 accepts:
+//!
+//! - Frames are centred. The signal is padded with `N_FFT / 2` zeros on each side
+//!   (`pad_mode="constant"`), so a clip of `n` samples gives `1 + n / HOP` frames.
+//! - Each frame is weighted by a periodic Hann window of `N_FFT` samples.
+//! - The power spectrum (`power=2`) goes through 40 triangular filters on the Slaney mel scale
+//!   from 0 Hz to 8 kHz, each scaled to unit area (`htk=False`, `norm="slaney"`).
+//!
+//! The result is the power itself, not its log. Spectra are computed in f64 and returned as f32.
 
 use std::sync::Arc;
 

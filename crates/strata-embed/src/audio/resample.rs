@@ -1,13 +1,16 @@
 //! Band-limited resampling with a Kaiser-windowed sinc, for audio that is not at 16 kHz.
 //!
-//! This is the method of resampy, which librosa 0.9 (and so Resemblyzer) uses: every output
-//! sample is a sum of input samples weighted by a lowpass sinc, windowed by a Kaiser window
-//! over `ZERO_CROSSINGS` zero crossings on each side. The windowed sinc is tabulated once at
-//! `TABLE_STEPS` points per zero crossing and read with linear interpolation. The cutoff sits at
-//! `ROLLOFF` of the lower of the two Nyquist frequencies, so downsampling removes what the new
-//! rate cannot carry. The parameters are lighter than resampy's `kaiser_best` (64 zero
-//! crossings), so results differ from librosa's slightly (below -80 dB), not in what a speaker
-//! encoder hears.
+//! This is the method of resampy, which librosa 0.9.1 (and so Resemblyzer) resamples with. Every
+//! output sample is a sum of input samples weighted by a lowpass sinc, windowed by a Kaiser
+//! window over `ZERO_CROSSINGS` zero crossings on each side. The windowed sinc is tabulated once
+//! at `TABLE_STEPS` points per zero crossing and read with linear interpolation. The cutoff sits
+//! at `ROLLOFF` of the lower of the two Nyquist frequencies, so downsampling removes what the new
+//! rate cannot carry.
+//!
+//! NOTE: the filter is shorter than resampy's `kaiser_best` (50 zero crossings, about 120 dB of
+//! attenuation), so samples differ slightly from librosa's. In the espeak-ng speech test (22.05
+//! kHz clips), the extreme similarities equal those computed with librosa's resampling to three
+//! decimals.
 
 /// Zero crossings of the sinc on each side of the centre.
 const ZERO_CROSSINGS: usize = 24;
@@ -15,7 +18,7 @@ const ZERO_CROSSINGS: usize = 24;
 /// Table entries per zero crossing.
 const TABLE_STEPS: usize = 512;
 
-/// Kaiser window shape; 9.0 gives about 90 dB of stopband attenuation.
+/// Kaiser window shape. By Kaiser's formula, 9.0 gives about 90 dB of stopband attenuation.
 const KAISER_BETA: f64 = 9.0;
 
 /// Passband edge as a fraction of the lower Nyquist frequency.

@@ -1,5 +1,5 @@
-//! How Resemblyzer prepares an utterance: volume normalisation and the split into partial
-//! utterances of `PARTIAL_FRAMES` mel frames; and how strata splits a long clip into segments.
+//! How Resemblyzer prepares an utterance (volume normalisation and the split into partial
+//! utterances of `PARTIAL_FRAMES` mel frames), and how strata splits a long clip into segments.
 
 use super::mel::{HOP, SAMPLE_RATE};
 
@@ -16,7 +16,7 @@ const MIN_COVERAGE: f64 = 0.75;
 const TARGET_DBFS: f64 = -30.0;
 
 /// Raises `samples` to `TARGET_DBFS` RMS when they are quieter, as `normalize_volume(wav, -30,
-/// increase_only=True)`; louder or silent audio is left alone.
+/// increase_only=True)` does. Louder or silent audio is left alone.
 pub(crate) fn normalize_volume(samples: &mut [f32]) {
     let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     let rms = (energy / samples.len().max(1) as f64).sqrt();
@@ -34,9 +34,9 @@ pub(crate) fn normalize_volume(samples: &mut [f32]) {
 }
 
 /// First mel frame of each partial utterance of a clip of `samples` samples, as
-/// `compute_partial_slices(samples, rate=1.3, min_coverage=0.75)` computes them. The last
-/// partial may reach past the clip; the caller pads the clip with zeros up to
-/// [`padded_len`]. There is always at least one partial.
+/// `compute_partial_slices(samples, rate=1.3, min_coverage=0.75)` computes them. There is always
+/// at least one partial. The last one may reach past the clip, so the caller pads the clip with
+/// zeros up to [`padded_len`].
 pub(crate) fn partial_starts(samples: usize) -> Vec<usize> {
     let frames = (samples + 1).div_ceil(HOP);
     let step = (f64::from(SAMPLE_RATE) / PARTIALS_PER_SECOND / HOP as f64).round() as usize;

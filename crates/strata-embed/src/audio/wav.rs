@@ -1,7 +1,8 @@
 //! Reading a WAV file into mono samples with `hound`.
 //!
 //! Integer PCM of 8 to 32 bits is scaled to [-1, 1) by dividing by 2^(bits-1), as libsndfile
-//! (and so librosa) does; 32-bit float is taken as is. Channels are averaged into one.
+//! (which librosa reads WAV files with) does. 32-bit float is taken as is. Channels are averaged
+//! into one.
 
 use std::path::Path;
 
@@ -57,7 +58,7 @@ fn read_samples<R: std::io::Read>(
     }
 }
 
-/// Averages each frame of `channels` interleaved samples; a trailing partial frame is dropped.
+/// Averages each frame of `channels` interleaved samples. A trailing partial frame is dropped.
 fn mix_to_mono(interleaved: &[f32], channels: usize) -> Vec<f32> {
     if channels == 1 {
         return interleaved.to_vec();
