@@ -182,9 +182,9 @@ pub enum PackageError {
         message: String,
     },
 
-    /// A legacy `torch.save` checkpoint could not be read.
+    /// A legacy `torch.save` checkpoint could not be read. Boxed to keep the enum small.
     #[error(transparent)]
-    TorchLegacy(#[from] TorchLegacyError),
+    TorchLegacy(Box<TorchLegacyError>),
 
     /// The weights do not build the model the config describes.
     #[error("build the model from `{path}` failed")]
@@ -195,6 +195,12 @@ pub enum PackageError {
         #[source]
         source: candle_core::Error,
     },
+}
+
+impl From<TorchLegacyError> for PackageError {
+    fn from(error: TorchLegacyError) -> PackageError {
+        PackageError::TorchLegacy(Box::new(error))
+    }
 }
 
 /// Errors loading an embedder version from the store.
