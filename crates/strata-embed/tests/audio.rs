@@ -239,6 +239,18 @@ fn long_clip_gives_a_vector_per_segment() {
 }
 
 #[test]
+fn segment_offsets_continue_past_twelve_segments() {
+    let Some(path) = weights_path() else { return };
+    let signal = to_f32(&test_signal(8000 * 66));
+
+    let embedded = embedder(&path).embed_samples(&signal, 8000).unwrap();
+
+    let offsets: Vec<f64> = embedded.iter().filter_map(|e| e.offset_seconds).collect();
+    let expected: Vec<f64> = (0..13).map(|i| f64::from(i) * 5.0).collect();
+    assert_eq!(offsets, expected);
+}
+
+#[test]
 fn bad_inputs_are_rejected_with_the_fix() {
     let Some(path) = weights_path() else { return };
     let embedder = embedder(&path);

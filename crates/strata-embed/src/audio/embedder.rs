@@ -33,6 +33,11 @@ pub const SEGMENT_SECONDS: u32 = 5;
 /// Partial utterances run through the encoder in one batch.
 const BATCH_PARTIALS: usize = 64;
 
+/// Segments whose spectrograms are computed and encoded together. A 5 s segment has 5 partial
+/// utterances, so 12 segments fill about one batch while a long sound track's spectrogram is
+/// never held whole.
+const SEGMENTS_PER_GROUP: usize = 12;
+
 /// The GE2E speaker encoder with its mel spectrogram front end.
 #[derive(Debug)]
 pub struct AudioEmbedder {
@@ -106,20 +111,19 @@ impl AudioEmbedder {
         let audio = prepare(samples, sample_rate, input)?;
         let segment_len = SEGMENT_SECONDS as usize * SAMPLE_RATE as usize;
         let ranges = segments(audio.len(), segment_len);
-        let parts: Vec<&[f32]> = ranges.iter().map(|&(a, b)| &audio[a..b]).collect();
 
-        let vectors = self.embed_utterances(&parts)?;
-        let offsets = ranges
-            .iter()
-            .map(|&(start, _)| start as f64 / f64::from(SAMPLE_RATE));
-        Ok(vectors
-            .into_iter()
-            .zip(offsets)
-            .map(|(vector, offset)| Embedded {
-                vector,
-                offset_seconds: Some(offset),
-            })
-            .collect())
+        let mut embedded = Vec::with_capacity(ranges.len());
+        for group in ranges.chunks(SEGMENTS_PER_GROUP) {
+            let parts: Vec<&[f32]> = group.iter().map(|&(a, b)| &audio[a..b]).collect();
+            let vectors = self.embed_utterances(&parts)?;
+            for (vector, &(start, _)) in vectors.into_iter().zip(group) {
+                embedded.push(Embedded {
+                    vector,
+                    offset_seconds: Some(start as f64 / f64::from(SAMPLE_RATE)),
+                });
+            }
+        }
+        Ok(embedded)
     }
 
     /// Embeds 16 kHz utterances, running the partials of all of them through the encoder in
