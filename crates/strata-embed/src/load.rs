@@ -1,4 +1,4 @@
-//! Loading a stored embedder version back into a [`TextEmbedder`].
+//! Loading a stored embedder version back into a [`TextEmbedder`] or an [`AudioEmbedder`].
 //!
 //! Tensor blobs are memory-mapped and copied into candle tensors. Like model loading, this does
 //! not hash them again, so a blob damaged on disk is found by `strata fsck`, not here.
@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 use strata_store::{Descriptor, Digest, Manifest, Reference, Store};
 
+use crate::audio::{AudioEmbedder, expected_settings};
 use crate::bert::parse_config;
 use crate::config::EmbedderConfig;
 use crate::embedder::Embedder;
@@ -27,7 +28,11 @@ pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEm
         digest: descriptor.digest.clone(),
     };
     context.check_artifact_type(&manifest)?;
-    let config = context.read_config(&manifest)?;
+    let config = context.read_config(&manifest, Modality::Text, "bert")?;
+    let settings = config
+        .text
+        .clone()
+        .ok_or_else(|| context.config_error("the config has no `text` settings".to_string()))?;
 
     let model_config_layer = context.find_layer(&manifest, media::MODEL_CONFIG_MEDIA_TYPE)?;
     let model_config_json = store.read_blob(&model_config_layer.digest)?;
@@ -45,12 +50,40 @@ pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEm
         name: config.name.clone(),
         config: model_config,
         tokenizer_json: &tokenizer_json,
-        settings: config.text.clone(),
+        settings,
         tensors,
         source: &manifest_path,
     })?;
-    context.check_dim(&config, &embedder)?;
+    context.check_dim(&config, embedder.dim())?;
     tracing::debug!(%reference, digest = %descriptor.digest, "loaded text embedder");
+    Ok(embedder)
+}
+
+/// Loads the audio embedder version `reference` names, for example `embedder/ge2e:latest`.
+pub fn load_audio_embedder(store: &Store, reference: &Reference) -> Result<AudioEmbedder> {
+    let descriptor = store.resolve(reference)?;
+    let manifest = store.read_manifest(&descriptor.digest)?;
+    let context = Context {
+        store,
+        reference: reference.to_string(),
+        digest: descriptor.digest.clone(),
+    };
+    context.check_artifact_type(&manifest)?;
+    let config = context.read_config(&manifest, Modality::Audio, "ge2e")?;
+    if config.audio.as_ref() != Some(&expected_settings()) {
+        let reason = format!(
+            "the audio settings are {:?}, but this embedder runs with {:?}",
+            config.audio,
+            expected_settings()
+        );
+        return Err(context.config_error(reason).into());
+    }
+
+    let tensors = context.load_tensors(&manifest)?;
+    let manifest_path = store.blob_path(&descriptor.digest);
+    let embedder = AudioEmbedder::build(config.name.clone(), tensors, &manifest_path)?;
+    context.check_dim(&config, embedder.dim())?;
+    tracing::debug!(%reference, digest = %descriptor.digest, "loaded audio embedder");
     Ok(embedder)
 }
 
@@ -75,8 +108,13 @@ impl Context<'_> {
         })
     }
 
-    /// Reads the embedder config and checks that it describes a BERT text embedder.
-    fn read_config(&self, manifest: &Manifest) -> Result<EmbedderConfig> {
+    /// Reads the embedder config and checks its modality and architecture.
+    fn read_config(
+        &self,
+        manifest: &Manifest,
+        modality: Modality,
+        architecture: &str,
+    ) -> Result<EmbedderConfig> {
         let digest = &manifest.config.digest;
         let bytes = self.store.read_blob(digest)?;
         let config: EmbedderConfig =
@@ -85,9 +123,10 @@ impl Context<'_> {
                 expected: "an embedder config",
                 source,
             })?;
-        if config.modality != Modality::Text || config.architecture != "bert" {
+        if config.modality != modality || config.architecture != architecture {
             let reason = format!(
-                "the embedder is a {} {} model, expected a text bert model",
+                "the config has modality `{}` and architecture `{}`, expected modality \
+                 `{modality}` and architecture `{architecture}`",
                 config.modality, config.architecture
             );
             return Err(self.config_error(reason).into());
@@ -95,14 +134,13 @@ impl Context<'_> {
         Ok(config)
     }
 
-    fn check_dim(&self, config: &EmbedderConfig, embedder: &TextEmbedder) -> Result<(), LoadError> {
-        if config.dim == embedder.dim() {
+    fn check_dim(&self, config: &EmbedderConfig, model_dim: usize) -> Result<(), LoadError> {
+        if config.dim == model_dim {
             return Ok(());
         }
         let reason = format!(
-            "the config says dim {}, but the model's hidden size is {}",
-            config.dim,
-            embedder.dim()
+            "the config says dim {}, but the model's vectors have {model_dim} values",
+            config.dim
         );
         Err(self.config_error(reason))
     }
