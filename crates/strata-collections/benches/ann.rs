@@ -18,6 +18,8 @@
 //! - `STRATA_ANN_STRATA_REPEATS`: the same through `Collections::search`, 1 by default, because
 //!   a pass takes 5 to 20 s there.
 //! - `STRATA_ANN_SETTINGS`: `M/ef_construction` pairs, `16/128,32/200` by default.
+//! - `STRATA_ANN_POINTS`: inserts only the first this many of the non-query rows, for quick
+//!   runs on a subset; every row by default.
 
 use std::collections::HashSet;
 use std::fs;
@@ -75,6 +77,7 @@ struct Plan {
     repeats: usize,
     strata_repeats: usize,
     settings: Vec<IndexSettings>,
+    points: usize,
 }
 
 /// A filtered query set: its filter, share of points and exact top-10 per query.
@@ -104,6 +107,7 @@ fn run(path: &Path) -> AnyResult<()> {
     print_conditions(path);
     let all = read_npy(path)?;
     let (base, queries) = split(&all, plan.queries);
+    let base = first_rows(&base, plan.points);
     println!(
         "data: {} rows of dim {}; {} inserted, {} queries; metric cosine",
         all.len(),
@@ -151,6 +155,7 @@ fn read_plan() -> AnyResult<Plan> {
         repeats: number("STRATA_ANN_REPEATS", 3)?.max(1),
         strata_repeats: number("STRATA_ANN_STRATA_REPEATS", 1)?.max(1),
         settings: parse_settings(&settings)?,
+        points: number("STRATA_ANN_POINTS", usize::MAX)?,
     })
 }
 
