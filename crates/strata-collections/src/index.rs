@@ -4,8 +4,15 @@
 //! Points enter the index under their 64-bit key (see `CollectionConfig::next_key`), never
 //! under their id. The index keeps f32 copies of the vectors, so the blob is about as large as
 //! the vectors blobs together plus the graph.
+//!
+//! usearch searches with one candidate list size per index, set before the search, and with
+//! one of a fixed number of per-thread contexts. A gate admits searches while both fit: any
+//! number of searches with the current size, up to the number of contexts, and a search with
+//! another size once the running ones are done. Large insertions run on several threads.
 
 use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
 
 use usearch::{Index, IndexOptions, ScalarKind};
 
@@ -13,9 +20,35 @@ use crate::config::IndexSettings;
 use crate::error::{CollectionError, Result};
 use crate::metric::Metric;
 
+/// Insertions of fewer points than this per thread run on one thread.
+const MIN_POINTS_PER_THREAD: usize = 4096;
+
 /// An HNSW index over f32 vectors of one dimension and metric.
 pub(crate) struct HnswIndex {
     inner: Index,
+    /// Threads that may search or insert at once; usearch has a context for each.
+    threads: usize,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
+}
+
+/// The searches running, and the candidate list size usearch is set to.
+#[derive(Debug, Default)]
+struct Gate {
+    ef: usize,
+    running: usize,
+}
+
+/// A search admitted by the gate; dropping it lets the next ones in.
+struct Admitted<'a> {
+    index: &'a HnswIndex,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.index.gate().running -= 1;
+        self.index.gate_changed.notify_all();
+    }
 }
 
 impl HnswIndex {
@@ -31,7 +64,21 @@ impl HnswIndex {
             multi: false,
         };
         let inner = Index::new(&options).map_err(|e| CollectionError::index("create", e))?;
-        Ok(HnswIndex { inner })
+        HnswIndex::with_contexts(inner)
+    }
+
+    /// Wraps a usearch index, giving it a context for each thread this process may run.
+    fn with_contexts(inner: Index) -> Result<HnswIndex> {
+        let threads = thread::available_parallelism().map_or(1, usize::from);
+        inner
+            .reserve_capacity_and_threads(inner.capacity().max(inner.size()), threads)
+            .map_err(|e| CollectionError::index("reserve", e))?;
+        Ok(HnswIndex {
+            inner,
+            threads,
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Condvar::new(),
+        })
     }
 
     /// Loads an index from its blob and checks that it fits the collection.
@@ -63,7 +110,7 @@ impl HnswIndex {
         }
         // usearch's file header does not record the insertion setting.
         inner.change_expansion_add(settings.expansion_add);
-        Ok(HnswIndex { inner })
+        HnswIndex::with_contexts(inner)
     }
 
     /// Serializes the index into the bytes of its blob.
@@ -87,8 +134,38 @@ impl HnswIndex {
             return Ok(());
         }
         self.inner
-            .reserve(required)
+            .reserve_capacity_and_threads(required, self.threads)
             .map_err(|e| CollectionError::index("reserve", e))
+    }
+
+    /// Inserts every (key, vector) pair, on several threads when there are many. No key may be
+    /// in the index. With several threads the graph depends on the order in which they insert,
+    /// so two builds of the same points may differ.
+    pub(crate) fn add_all(&self, points: &[(u64, Vec<f32>)]) -> Result<()> {
+        self.reserve_additional(points.len())?;
+        let threads = (points.len() / MIN_POINTS_PER_THREAD).clamp(1, self.threads);
+        if threads == 1 {
+            return points.iter().try_for_each(|(key, vector)| self.add(*key, vector));
+        }
+
+        tracing::debug!(points = points.len(), threads, "inserting into the index");
+        let chunk = points.len().div_ceil(threads);
+        thread::scope(|scope| {
+            let workers: Vec<_> = points
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .try_for_each(|(key, vector)| self.add(*key, vector))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect::<Result<Vec<()>>>()
+                .map(drop)
+        })
     }
 
     /// Inserts `vector` under `key`, which must not be in the index.
@@ -113,7 +190,7 @@ impl HnswIndex {
     /// Returns the keys of up to `count` approximate nearest neighbours, nearest first, exploring
     /// `ef` candidates.
     pub(crate) fn search(&self, query: &[f32], count: usize, ef: usize) -> Result<Vec<u64>> {
-        self.inner.change_expansion_search(ef);
+        let _admitted = self.admit(ef);
         let matches = self
             .inner
             .search(query, count)
@@ -130,12 +207,35 @@ impl HnswIndex {
         ef: usize,
         keep: impl Fn(u64) -> bool,
     ) -> Result<Vec<u64>> {
-        self.inner.change_expansion_search(ef);
+        let _admitted = self.admit(ef);
         let matches = self
             .inner
             .filtered_search(query, count, keep)
             .map_err(|e| CollectionError::index("filtered search", e))?;
         Ok(matches.keys)
+    }
+}
+
+impl HnswIndex {
+    /// Waits until a search with candidate list size `ef` may run, and sets usearch to it.
+    fn admit(&self, ef: usize) -> Admitted<'_> {
+        let mut gate = self.gate();
+        while gate.running == self.threads || (gate.running > 0 && gate.ef != ef) {
+            gate = self
+                .gate_changed
+                .wait(gate)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if gate.ef != ef {
+            self.inner.change_expansion_search(ef);
+            gate.ef = ef;
+        }
+        gate.running += 1;
+        Admitted { index: self }
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
