@@ -145,7 +145,9 @@ impl HnswIndex {
         self.reserve_additional(points.len())?;
         let threads = (points.len() / MIN_POINTS_PER_THREAD).clamp(1, self.threads);
         if threads == 1 {
-            return points.iter().try_for_each(|(key, vector)| self.add(*key, vector));
+            return points
+                .iter()
+                .try_for_each(|(key, vector)| self.add(*key, vector));
         }
 
         tracing::debug!(points = points.len(), threads, "inserting into the index");
@@ -162,7 +164,11 @@ impl HnswIndex {
                 .collect();
             workers
                 .into_iter()
-                .map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
                 .collect::<Result<Vec<()>>>()
                 .map(drop)
         })

@@ -70,7 +70,10 @@ impl Loaded {
             loaded.keys.extend_from_slice(&segment.keys);
             loaded.ids.extend(segment.ids);
             loaded.vectors.extend_from_slice(&segment.vectors);
-            segment.payloads.iter().for_each(|p| loaded.payloads.push(p));
+            segment
+                .payloads
+                .iter()
+                .for_each(|p| loaded.payloads.push(p));
         }
         loaded.payloads.finish();
         loaded.check_index_size()?;

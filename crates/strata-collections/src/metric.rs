@@ -77,11 +77,31 @@ pub(crate) fn norm(vector: &[f32]) -> f32 {
 }
 
 fn dot(left: &[f32], right: &[f32]) -> f32 {
-    left.iter().zip(right).map(|(a, b)| a * b).sum()
+    lane_sum(left, right, |a, b| a * b)
 }
 
 fn squared_distance(left: &[f32], right: &[f32]) -> f32 {
-    left.iter().zip(right).map(|(a, b)| (a - b) * (a - b)).sum()
+    lane_sum(left, right, |a, b| (a - b) * (a - b))
+}
+
+/// Independent running sums; a multiple of the SIMD width, so the compiler vectorizes them.
+const LANES: usize = 8;
+
+/// Sums `term` over the pairs of values in [`LANES`] independent sums, then adds those up.
+/// A single running sum would fix the order of additions and keep the loop scalar.
+fn lane_sum(left: &[f32], right: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut sums = [0.0f32; LANES];
+    let (left_chunks, right_chunks) = (left.chunks_exact(LANES), right.chunks_exact(LANES));
+    let tail: f32 = (left_chunks.remainder().iter())
+        .zip(right_chunks.remainder())
+        .map(|(a, b)| term(*a, *b))
+        .sum();
+    for (a, b) in left_chunks.zip(right_chunks) {
+        for lane in 0..LANES {
+            sums[lane] += term(a[lane], b[lane]);
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 impl fmt::Display for Metric {

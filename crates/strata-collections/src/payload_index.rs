@@ -146,7 +146,12 @@ impl FieldIndex {
     /// Numbers below the literal as `f64` are below it exactly too, and likewise above,
     /// because converting to `f64` never reverses an order. Only the entries equal as `f64`
     /// are compared exactly.
-    fn select_numbers(&self, literal: &Number, accept: impl Fn(Ordering) -> bool, rows: &mut RowSet) {
+    fn select_numbers(
+        &self,
+        literal: &Number,
+        accept: impl Fn(Ordering) -> bool,
+        rows: &mut RowSet,
+    ) {
         let Some(target) = literal.as_f64() else {
             return;
         };
@@ -198,7 +203,12 @@ mod tests {
         index
     }
 
-    fn rows_where(index: &PayloadIndex, field: &str, literal: Value, order: Ordering) -> Vec<usize> {
+    fn rows_where(
+        index: &PayloadIndex,
+        field: &str,
+        literal: Value,
+        order: Ordering,
+    ) -> Vec<usize> {
         let mut rows = RowSet::empty(index.len());
         index
             .field(field)
@@ -211,14 +221,24 @@ mod tests {
     fn large_integers_compare_exactly() {
         let big = 9_007_199_254_740_993_i64;
         let index = index_of(&[json!({"n": big}), json!({"n": big - 1}), json!({"n": 1.5})]);
-        assert_eq!(rows_where(&index, "n", json!(big - 1), Ordering::Equal), [1]);
-        assert_eq!(rows_where(&index, "n", json!(big - 1), Ordering::Greater), [0]);
+        assert_eq!(
+            rows_where(&index, "n", json!(big - 1), Ordering::Equal),
+            [1]
+        );
+        assert_eq!(
+            rows_where(&index, "n", json!(big - 1), Ordering::Greater),
+            [0]
+        );
         assert_eq!(rows_where(&index, "n", json!(2), Ordering::Less), [2]);
     }
 
     #[test]
     fn arrays_index_each_scalar_element() {
-        let index = index_of(&[json!({"t": ["a", 3, [4]]}), json!({"t": {"a": 1}}), json!({})]);
+        let index = index_of(&[
+            json!({"t": ["a", 3, [4]]}),
+            json!({"t": {"a": 1}}),
+            json!({}),
+        ]);
         assert_eq!(rows_where(&index, "t", json!("a"), Ordering::Equal), [0]);
         assert_eq!(rows_where(&index, "t", json!(3), Ordering::Equal), [0]);
         assert!(rows_where(&index, "t", json!(4), Ordering::Equal).is_empty());
@@ -228,7 +248,10 @@ mod tests {
     #[test]
     fn payloads_read_back_as_given() {
         let index = index_of(&[json!({"b": [1, "x"], "a": null}), json!({})]);
-        assert_eq!(Value::Object(index.payload(0).unwrap()), json!({"a": null, "b": [1, "x"]}));
+        assert_eq!(
+            Value::Object(index.payload(0).unwrap()),
+            json!({"a": null, "b": [1, "x"]})
+        );
         assert!(index.payload(1).unwrap().is_empty());
     }
 }

@@ -38,7 +38,10 @@ impl RowSet {
 
     /// Number of rows in the set.
     pub(crate) fn count(&self) -> usize {
-        self.words.iter().map(|word| word.count_ones() as usize).sum()
+        self.words
+            .iter()
+            .map(|word| word.count_ones() as usize)
+            .sum()
     }
 
     /// Keeps only the rows that `other` also has.

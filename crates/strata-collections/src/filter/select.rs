@@ -41,7 +41,12 @@ fn combine(terms: &[Expr], index: &PayloadIndex, join: fn(&mut RowSet, &RowSet))
 }
 
 /// Returns the rows where `field op literal` holds.
-fn compare(index: &PayloadIndex, field: &str, op: CompareOp, literal: &serde_json::Value) -> RowSet {
+fn compare(
+    index: &PayloadIndex,
+    field: &str,
+    op: CompareOp,
+    literal: &serde_json::Value,
+) -> RowSet {
     if op == CompareOp::Ne {
         let mut rows = compare(index, field, CompareOp::Eq, literal);
         rows.complement();
@@ -52,4 +57,94 @@ fn compare(index: &PayloadIndex, field: &str, op: CompareOp, literal: &serde_jso
         field.select(literal, |order| accepts(op, order), &mut rows);
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use crate::filter::Filter;
+    use crate::payload_index::PayloadIndex;
+
+    /// Payloads that mix kinds, arrays, objects, large integers and missing fields.
+    fn payloads() -> Vec<Map<String, Value>> {
+        let values = [
+            json!(1),
+            json!(1.0),
+            json!(-2),
+            json!(2.5),
+            json!(u64::MAX),
+            json!(9_007_199_254_740_993_i64),
+            json!("a"),
+            json!("b"),
+            json!(""),
+            json!(true),
+            json!(false),
+            json!(null),
+            json!([1, "a", [2]]),
+            json!(["b", null]),
+            json!({"x": 1}),
+        ];
+        (0..values.len() * 3)
+            .map(|i| {
+                let mut payload = Map::new();
+                if i % 3 != 2 {
+                    payload.insert("f".to_string(), values[i % values.len()].clone());
+                }
+                payload.insert("g".to_string(), values[(i * 7) % values.len()].clone());
+                payload
+            })
+            .collect()
+    }
+
+    #[test]
+    fn select_agrees_with_matches() {
+        let payloads = payloads();
+        let mut index = PayloadIndex::default();
+        payloads.iter().for_each(|payload| index.push(payload));
+        index.finish();
+
+        let literals = [
+            "1",
+            "1.0",
+            "-2",
+            "2.5",
+            "0",
+            "18446744073709551615",
+            "9007199254740992",
+            "9007199254740993",
+            "'a'",
+            "'b'",
+            "''",
+            "'ab'",
+            "true",
+            "false",
+            "null",
+        ];
+        let mut filters = Vec::new();
+        for literal in literals {
+            let ordered = !matches!(literal, "true" | "false" | "null");
+            let ops: &[&str] = match ordered {
+                true => &["=", "!=", "<", "<=", ">", ">="],
+                false => &["=", "!="],
+            };
+            for op in ops {
+                filters.push(format!("f {op} {literal}"));
+            }
+        }
+        filters.extend([
+            "f in [1, 'a', null]".to_string(),
+            "not f = 1 and g != 'b'".to_string(),
+            "f = 'a' or g < 2 or not (g >= 'a')".to_string(),
+        ]);
+
+        for source in filters {
+            let filter = Filter::parse(&source).unwrap();
+            let expected: Vec<usize> = (0..payloads.len())
+                .filter(|&row| filter.matches(&payloads[row]))
+                .collect();
+            let selected: Vec<usize> = filter.select(&index).iter().collect();
+            assert_eq!(selected, expected, "{source}");
+        }
+    }
 }
