@@ -11,12 +11,10 @@
 //! Environment variables, all optional:
 //!
 //! - `STRATA_ANN_QUERIES`: held-out queries, 1000 by default.
-//! - `STRATA_ANN_FILTERED_QUERIES`: queries per filter, 100 by default, because every filtered
-//!   search evaluates the filter over all payloads.
+//! - `STRATA_ANN_FILTERED_QUERIES`: queries per filter, 100 by default.
 //! - `STRATA_ANN_REPEATS`: passes over the queries per ef through usearch, 3 by default. The
 //!   median pass is reported.
-//! - `STRATA_ANN_STRATA_REPEATS`: the same through `Collections::search`, 1 by default, because
-//!   a pass takes 5 to 20 s there.
+//! - `STRATA_ANN_STRATA_REPEATS`: the same through `Collections::search`, 3 by default.
 //! - `STRATA_ANN_SETTINGS`: `M/ef_construction` pairs, `16/128,32/200` by default.
 //! - `STRATA_ANN_POINTS`: inserts only the first this many of the non-query rows, for quick
 //!   runs on a subset; every row by default.
@@ -153,7 +151,7 @@ fn read_plan() -> AnyResult<Plan> {
         queries: number("STRATA_ANN_QUERIES", 1000)?,
         filtered_queries: number("STRATA_ANN_FILTERED_QUERIES", 100)?,
         repeats: number("STRATA_ANN_REPEATS", 3)?.max(1),
-        strata_repeats: number("STRATA_ANN_STRATA_REPEATS", 1)?.max(1),
+        strata_repeats: number("STRATA_ANN_STRATA_REPEATS", 3)?.max(1),
         settings: parse_settings(&settings)?,
         points: number("STRATA_ANN_POINTS", usize::MAX)?,
     })

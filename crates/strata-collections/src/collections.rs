@@ -230,7 +230,7 @@ impl Collections {
     ///
     /// A search reads only the tag while the version it points to is the one kept from the
     /// last search, and takes no lock then, so searches run in parallel with each other and
-    /// with writes. It answers from the version the tag pointed to when it started.
+    /// with writes. The hits come from the version the tag pointed to when the search started.
     pub fn search(
         &self,
         name: &str,

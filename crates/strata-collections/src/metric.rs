@@ -85,7 +85,8 @@ fn squared_distance(left: &[f32], right: &[f32]) -> f32 {
     lane_sum(left, right, |a, b| (a - b) * (a - b))
 }
 
-/// Independent running sums; a multiple of the SIMD width, so the compiler vectorizes them.
+/// Number of independent running sums. It is a multiple of the SIMD width, so the compiler
+/// vectorizes the sums.
 const LANES: usize = 8;
 
 /// Sums `term` over the pairs of values in [`LANES`] independent sums, then adds those up.

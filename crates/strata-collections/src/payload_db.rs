@@ -15,7 +15,7 @@
 //! | `ids` | point id | index key |
 //! | `points` | index key | (point id, segment serial, slot in the segment) |
 //! | `payloads` | index key | the payload as compact JSON |
-//! | `fields` | top-level payload field | number of points whose payload has it (kept up to date, not read by this version of the code) |
+//! | `fields` | top-level payload field | number of points whose payload has it (kept up to date, no longer read) |
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;

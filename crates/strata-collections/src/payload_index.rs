@@ -1,6 +1,6 @@
-//! The payloads of a loaded version, kept in memory for searches: each payload as compact JSON
-//! to return with hits, and per top-level field the rows of each value, so that a filter is
-//! evaluated from sorted lists once per search instead of parsing every payload.
+//! The payloads of a loaded version, kept in memory for searches. Each payload is kept as
+//! compact JSON to return with hits. For each top-level field, the rows of each value are kept
+//! in sorted lists, so a search evaluates its filter from those lists without parsing payloads.
 //!
 //! A field's values are indexed by kind: numbers in a list sorted by their value as `f64`,
 //! strings in a sorted map, and booleans and nulls as lists of rows. An array value indexes each

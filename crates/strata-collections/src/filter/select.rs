@@ -1,7 +1,7 @@
 //! Evaluates a filter expression over the payload index of a loaded version, giving the set of
-//! matching rows. It follows the rules of `eval.rs` exactly: a condition holds for a row when
-//! some scalar element of the field satisfies it, `!=` is the negation of `=`, and `not`, `and`
-//! and `or` become the complement, intersection and union of row sets.
+//! matching rows. It follows the rules of `eval.rs` exactly. A condition is true for a row when
+//! some scalar element of the field satisfies it, and `!=` is the negation of `=`. The operators
+//! `not`, `and` and `or` become the complement, intersection and union of row sets.
 
 use crate::filter::Expr;
 use crate::filter::eval::accepts;
@@ -30,7 +30,7 @@ pub(crate) fn select(expr: &Expr, index: &PayloadIndex) -> RowSet {
     }
 }
 
-/// Folds the row sets of `terms` with `join`; a filter's `and` and `or` have two terms or more.
+/// Folds the row sets of `terms` with `join`. A parsed `and` or `or` has two terms or more.
 fn combine(terms: &[Expr], index: &PayloadIndex, join: fn(&mut RowSet, &RowSet)) -> RowSet {
     let mut terms = terms.iter().map(|term| select(term, index));
     let mut rows = terms.next().unwrap_or_else(|| RowSet::empty(index.len()));
@@ -40,7 +40,7 @@ fn combine(terms: &[Expr], index: &PayloadIndex, join: fn(&mut RowSet, &RowSet))
     rows
 }
 
-/// Returns the rows where `field op literal` holds.
+/// Returns the rows where `field op literal` is true.
 fn compare(
     index: &PayloadIndex,
     field: &str,

@@ -1,5 +1,5 @@
-//! Searches answer from the version kept in memory while the tag points to it, and see a new
-//! version as soon as any handle or process moves the tag.
+//! Searches return hits from the version kept in memory while the tag points to it, and see a
+//! new version as soon as any handle or process moves the tag.
 
 use std::thread;
 
