@@ -11,13 +11,13 @@
 //! Environment variables, all optional:
 //!
 //! - `STRATA_ANN_QUERIES`: held-out queries, 1000 by default.
-//! - `STRATA_ANN_FILTERED_QUERIES`: queries per filter, 100 by default, because every filtered
-//!   search evaluates the filter over all payloads.
+//! - `STRATA_ANN_FILTERED_QUERIES`: queries per filter, 100 by default.
 //! - `STRATA_ANN_REPEATS`: passes over the queries per ef through usearch, 3 by default. The
 //!   median pass is reported.
-//! - `STRATA_ANN_STRATA_REPEATS`: the same through `Collections::search`, 1 by default, because
-//!   a pass takes 5 to 20 s there.
+//! - `STRATA_ANN_STRATA_REPEATS`: the same through `Collections::search`, 3 by default.
 //! - `STRATA_ANN_SETTINGS`: `M/ef_construction` pairs, `16/128,32/200` by default.
+//! - `STRATA_ANN_POINTS`: inserts only the first this many of the non-query rows, for quick
+//!   runs on a subset; every row by default.
 
 use std::collections::HashSet;
 use std::fs;
@@ -75,6 +75,7 @@ struct Plan {
     repeats: usize,
     strata_repeats: usize,
     settings: Vec<IndexSettings>,
+    points: usize,
 }
 
 /// A filtered query set: its filter, share of points and exact top-10 per query.
@@ -104,6 +105,7 @@ fn run(path: &Path) -> AnyResult<()> {
     print_conditions(path);
     let all = read_npy(path)?;
     let (base, queries) = split(&all, plan.queries);
+    let base = first_rows(&base, plan.points);
     println!(
         "data: {} rows of dim {}; {} inserted, {} queries; metric cosine",
         all.len(),
@@ -149,8 +151,9 @@ fn read_plan() -> AnyResult<Plan> {
         queries: number("STRATA_ANN_QUERIES", 1000)?,
         filtered_queries: number("STRATA_ANN_FILTERED_QUERIES", 100)?,
         repeats: number("STRATA_ANN_REPEATS", 3)?.max(1),
-        strata_repeats: number("STRATA_ANN_STRATA_REPEATS", 1)?.max(1),
+        strata_repeats: number("STRATA_ANN_STRATA_REPEATS", 3)?.max(1),
         settings: parse_settings(&settings)?,
+        points: number("STRATA_ANN_POINTS", usize::MAX)?,
     })
 }
 
@@ -408,10 +411,12 @@ fn first_rows(vectors: &Vectors, count: usize) -> Vectors {
 }
 
 /// Builds a usearch index with the crate's options, inserting from one thread, and times it.
+/// Like the crate for a cosine collection, it scales vectors to unit length and uses the inner
+/// product.
 fn build_usearch(base: &Vectors, settings: IndexSettings) -> AnyResult<Index> {
     let options = IndexOptions {
         dimensions: base.dim,
-        metric: MetricKind::Cos,
+        metric: MetricKind::IP,
         quantization: ScalarKind::F32,
         connectivity: settings.connectivity,
         expansion_add: settings.expansion_add,
@@ -422,7 +427,7 @@ fn build_usearch(base: &Vectors, settings: IndexSettings) -> AnyResult<Index> {
     let started = Instant::now();
     index.reserve(base.len())?;
     for row in 0..base.len() {
-        index.add(row as u64, base.row(row))?;
+        index.add(row as u64, &unit(base.row(row)))?;
     }
     println!(
         "raw usearch build (same options, one thread): {:.1} s, kernel {}",
@@ -430,6 +435,12 @@ fn build_usearch(base: &Vectors, settings: IndexSettings) -> AnyResult<Index> {
         index.hardware_acceleration()
     );
     Ok(index)
+}
+
+/// Returns `vector` scaled to unit length.
+fn unit(vector: &[f32]) -> Vec<f32> {
+    let length = vector.iter().map(|value| value * value).sum::<f32>().sqrt();
+    vector.iter().map(|value| value / length).collect()
 }
 
 /// Recall and queries per second of one pass over the queries.
@@ -494,7 +505,7 @@ fn strata_rows(bench: &StrataBench, query: &[f32], ef: usize) -> AnyResult<Vec<u
 }
 
 fn usearch_rows(index: &Index, query: &[f32]) -> AnyResult<Vec<usize>> {
-    let matches = index.search(query, TOP_K)?;
+    let matches = index.search(&unit(query), TOP_K)?;
     Ok(matches.keys.iter().map(|&key| key as usize).collect())
 }
 

@@ -5,10 +5,12 @@ Run it with the same `.npy` file and `STRATA_ANN_*` variables as `cargo bench --
     STRATA_GLOVE=glove_6B_50d_emb.npy python3 hnswlib_peer.py
 
 Every 400th row from row 7 is a query and every other row is inserted under its position
-among the inserted rows. The space is cosine. The index is built on one thread. Queries run
-as one `knn_query` call per pass, so the loop over queries is hnswlib's own C++ loop, on one
-thread and then on two. The exact top-10 is computed with NumPy (cosine, brute force).
-Needs `hnswlib` and `numpy`.
+among the inserted rows; `STRATA_ANN_POINTS` keeps only the first that many inserted rows, as
+in the Rust bench. The space is cosine. The index is built with `STRATA_ANN_BUILD_THREADS`
+threads, the CPUs this process may use by default, which is what `Collections::upsert` uses.
+Queries run as one `knn_query` call per pass, so the loop over queries is hnswlib's own C++
+loop, on one thread and then on two. The exact top-10 is computed with NumPy (cosine, brute
+force). Needs `hnswlib` and `numpy`.
 """
 
 import importlib.metadata
@@ -68,13 +70,13 @@ def recall(labels, truth):
     return sum(hits) / (TOP_K * len(truth))
 
 
-def build(base, m, ef_construction):
-    """Build an index on one thread and return it with the seconds it took."""
+def build(base, m, ef_construction, threads):
+    """Build an index on `threads` threads and return it with the seconds it took."""
     index = hnswlib.Index(space="cosine", dim=base.shape[1])
-    index.set_num_threads(1)
+    index.set_num_threads(threads)
     started = time.perf_counter()
     index.init_index(max_elements=len(base), ef_construction=ef_construction, M=m)
-    index.add_items(base, np.arange(len(base)), num_threads=1)
+    index.add_items(base, np.arange(len(base)), num_threads=threads)
     return index, time.perf_counter() - started
 
 
@@ -110,19 +112,25 @@ def main():
         return 0
     query_count = env_count("STRATA_ANN_QUERIES", 1000)
     repeats = max(env_count("STRATA_ANN_REPEATS", 3), 1)
+    points = env_count("STRATA_ANN_POINTS", None)
+    build_threads = env_count("STRATA_ANN_BUILD_THREADS", len(os.sched_getaffinity(0)))
     print(f"hnswlib {importlib.metadata.version('hnswlib')}, numpy {np.__version__}")
     print(f"load average at the start: {load_average()}")
 
     vectors = np.load(path).astype(np.float32)
     base, queries = split(vectors, query_count)
+    base = base[:points]
     print(f"data: {len(vectors)} rows of dim {vectors.shape[1]}; {len(base)} inserted, {len(queries)} queries; space cosine")
     started = time.perf_counter()
     truth = exact_top_k(base, queries)
     print(f"exact ground truth (numpy): {time.perf_counter() - started:.1f} s")
 
     for m, ef_construction in read_settings():
-        index, build_s = build(base, m, ef_construction)
-        print(f"\nM={m} ef_construction={ef_construction}: hnswlib build {build_s:.1f} s, load average {load_average()}")
+        index, build_s = build(base, m, ef_construction, build_threads)
+        print(
+            f"\nM={m} ef_construction={ef_construction}: hnswlib build {build_s:.1f} s on {build_threads} threads, "
+            f"load average {load_average()}"
+        )
         measure(index, queries, truth, m, ef_construction, repeats)
     print(f"load average at the end: {load_average()}")
     return 0

@@ -7,6 +7,11 @@
 //! reflecting the previous manifest, and the next operation rebuilds it. Every operation on a
 //! collection holds the store lock `collection.NAME`, so operations on one collection run one
 //! at a time across threads and processes, which also keeps redb's one-process rule.
+//!
+//! Searches are the exception: a handle keeps the last version it searched loaded in memory
+//! (vectors, ids, payloads and index), and a search that finds the tag still pointing to it
+//! reads nothing else and takes no lock. Versions are immutable, so this needs no coordination
+//! with writers; a search that finds another version behind the tag loads it under the lock.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,6 +31,7 @@ use crate::loaded::Loaded;
 use crate::name::CollectionName;
 use crate::payload_db::{self, PayloadDb};
 use crate::point::{Point, check_ids, check_points, check_query};
+use crate::rows::RowSet;
 use crate::search::{self, Hit, SearchOptions, SearchResults};
 use crate::spec::CollectionSpec;
 use crate::update::Draft;
@@ -221,6 +227,10 @@ impl Collections {
     }
 
     /// Returns the `top_k` points nearest to `query` that pass the filter, nearest first.
+    ///
+    /// A search reads only the tag while the version it points to is the one kept from the
+    /// last search, and takes no lock then, so searches run in parallel with each other and
+    /// with writes. The hits come from the version the tag pointed to when the search started.
     pub fn search(
         &self,
         name: &str,
@@ -229,30 +239,26 @@ impl Collections {
     ) -> Result<SearchResults> {
         let name = CollectionName::parse(name)?;
         search::check_options(options)?;
-        // NOTE: searches take the exclusive lock as writes do, because redb allows one open
-        // handle per file. Concurrent searches of one collection therefore run one at a time.
-        let _lock = self.store.named_lock(&name.lock_name())?;
-        let version = version::read_current(&self.store, &name)?;
-        check_query(query, &version.config)?;
-        let db = self.open_db(&name, &version)?;
+        let loaded = self.current(&name)?;
+        check_query(query, &loaded.config)?;
 
         let keep = match &options.filter {
-            Some(filter) => Some(matching_keys(&db, &name, filter)?),
+            Some(filter) => Some(matching_rows(&loaded, &name, filter)?),
             None => None,
         };
-        let loaded = self.loaded(&name, &version)?;
-        let candidates = keep.as_ref().map_or(loaded.len(), |keep| keep.len());
+        let candidates = keep.as_ref().map_or(loaded.len(), RowSet::count);
         let method = search::choose_method(options.exact, keep.is_some(), candidates, loaded.len());
         tracing::debug!(collection = %name, ?method, candidates, "searching");
 
         let scored = search::run(&loaded, query, options, method, keep.as_ref())?;
-        let keys: Vec<u64> = scored.iter().map(|&(row, _)| loaded.key(row)).collect();
-        let points = db.points(&keys)?;
-        let hits = points
+        let hits = scored
             .into_iter()
-            .zip(scored)
-            .map(|((id, payload), (_, score))| Hit { id, score, payload })
-            .collect();
+            .map(|(row, score)| {
+                let id = loaded.id(row).to_string();
+                let payload = loaded.payloads.payload(row)?;
+                Ok(Hit { id, score, payload })
+            })
+            .collect::<Result<_>>()?;
         Ok(SearchResults {
             hits,
             method,
@@ -340,6 +346,23 @@ impl Collections {
         Ok(db)
     }
 
+    /// Returns the loaded state of the version the tag of `name` points to. When it is the one
+    /// kept from the last search, only the tag is read. Otherwise the version is read and
+    /// loaded under the collection's lock, after the payload database is brought up to date
+    /// with it as every other operation does.
+    fn current(&self, name: &CollectionName) -> Result<Arc<Loaded>> {
+        let descriptor = version::current(&self.store, name)?.ok_or_else(|| not_found(name))?;
+        let cached = self.cache().get(name).cloned();
+        if let Some(loaded) = cached.filter(|loaded| loaded.digest == descriptor.digest) {
+            return Ok(loaded);
+        }
+
+        let _lock = self.store.named_lock(&name.lock_name())?;
+        let version = version::read_current(&self.store, name)?;
+        self.open_db(name, &version)?;
+        self.loaded(name, &version)
+    }
+
     /// Returns the loaded state of `version`, reusing the one kept from the last search.
     fn loaded(&self, name: &CollectionName, version: &Version) -> Result<Arc<Loaded>> {
         let cached = self.cache().get(name).cloned();
@@ -370,38 +393,31 @@ impl fmt::Debug for Collections {
     }
 }
 
-/// Evaluates `filter` over the payload database, after checking that every field it names is
-/// in some point.
-fn matching_keys(
-    db: &PayloadDb,
-    name: &CollectionName,
-    filter: &Filter,
-) -> Result<std::collections::HashSet<u64>> {
-    let known = db.fields()?;
-    if let Some(field) = filter
+/// Evaluates `filter` over the loaded payloads, after checking that every field it names is in
+/// some point.
+fn matching_rows(loaded: &Loaded, name: &CollectionName, filter: &Filter) -> Result<RowSet> {
+    let payloads = &loaded.payloads;
+    let unknown = filter
         .fields()
         .into_iter()
-        .find(|f| !known.contains_key(*f))
-    {
-        let mut listed: Vec<&str> = known
-            .keys()
-            .map(String::as_str)
-            .take(LISTED_FIELDS)
-            .collect();
-        if known.len() > LISTED_FIELDS {
-            listed.push("…");
-        }
-        let known = match listed.is_empty() {
-            true => "none".to_string(),
-            false => listed.join(", "),
-        };
-        return Err(CollectionError::UnknownField {
-            name: name.to_string(),
-            field: field.to_string(),
-            known,
-        });
+        .find(|field| payloads.field(field).is_none());
+    let Some(field) = unknown else {
+        return Ok(filter.select(payloads));
+    };
+
+    let mut listed: Vec<&str> = payloads.field_names().take(LISTED_FIELDS + 1).collect();
+    if listed.len() > LISTED_FIELDS {
+        listed[LISTED_FIELDS] = "…";
     }
-    db.matching_keys(filter)
+    let known = match listed.is_empty() {
+        true => "none".to_string(),
+        false => listed.join(", "),
+    };
+    Err(CollectionError::UnknownField {
+        name: name.to_string(),
+        field: field.to_string(),
+        known,
+    })
 }
 
 fn not_found(name: &CollectionName) -> CollectionError {

@@ -4,18 +4,60 @@
 //! Points enter the index under their 64-bit key (see `CollectionConfig::next_key`), never
 //! under their id. The index keeps f32 copies of the vectors, so the blob is about as large as
 //! the vectors blobs together plus the graph.
+//!
+//! A cosine collection's index holds its vectors scaled to unit length under usearch's inner
+//! product metric, and queries are scaled the same way: the order is that of cosine, and each
+//! distance is one dot product instead of a dot product and two norms. Indexes written with
+//! usearch's cosine metric, as earlier versions of strata did, load and search unchanged, since
+//! cosine ignores the scaling.
+//!
+//! usearch searches with one candidate list size per index, set before the search, and with
+//! one of a fixed number of per-thread contexts. A gate admits searches while both fit: any
+//! number of searches with the current size, up to the number of contexts, and a search with
+//! another size once the running ones are done. Large insertions run on several threads.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
 
 use usearch::{Index, IndexOptions, ScalarKind};
 
 use crate::config::IndexSettings;
 use crate::error::{CollectionError, Result};
-use crate::metric::Metric;
+use crate::metric::{Metric, norm};
+
+/// Insertions of fewer points than this per thread run on one thread.
+const MIN_POINTS_PER_THREAD: usize = 4096;
 
 /// An HNSW index over f32 vectors of one dimension and metric.
 pub(crate) struct HnswIndex {
     inner: Index,
+    /// Scale vectors and queries to unit length before usearch sees them.
+    unit: bool,
+    /// Threads that may search or insert at once; usearch has a context for each.
+    threads: usize,
+    gate: Mutex<Gate>,
+    gate_changed: Condvar,
+}
+
+/// The searches running, and the candidate list size usearch is set to.
+#[derive(Debug, Default)]
+struct Gate {
+    ef: usize,
+    running: usize,
+}
+
+/// A search admitted by the gate; dropping it lets the next ones in.
+struct Admitted<'a> {
+    index: &'a HnswIndex,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.index.gate().running -= 1;
+        self.index.gate_changed.notify_all();
+    }
 }
 
 impl HnswIndex {
@@ -31,13 +73,29 @@ impl HnswIndex {
             multi: false,
         };
         let inner = Index::new(&options).map_err(|e| CollectionError::index("create", e))?;
-        Ok(HnswIndex { inner })
+        HnswIndex::with_contexts(inner, metric)
+    }
+
+    /// Wraps a usearch index, giving it a context for each thread this process may run.
+    fn with_contexts(inner: Index, metric: Metric) -> Result<HnswIndex> {
+        let threads = thread::available_parallelism().map_or(1, usize::from);
+        inner
+            .reserve_capacity_and_threads(inner.capacity().max(inner.size()), threads)
+            .map_err(|e| CollectionError::index("reserve", e))?;
+        Ok(HnswIndex {
+            inner,
+            unit: metric == Metric::Cosine,
+            threads,
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Condvar::new(),
+        })
     }
 
     /// Loads an index from its blob and checks that it fits the collection.
     pub(crate) fn from_bytes(
         bytes: &[u8],
         dim: usize,
+        metric: Metric,
         settings: IndexSettings,
     ) -> Result<HnswIndex> {
         // usearch 2.26 takes the graph degree from the graph's header while loading, but it
@@ -63,7 +121,7 @@ impl HnswIndex {
         }
         // usearch's file header does not record the insertion setting.
         inner.change_expansion_add(settings.expansion_add);
-        Ok(HnswIndex { inner })
+        HnswIndex::with_contexts(inner, metric)
     }
 
     /// Serializes the index into the bytes of its blob.
@@ -87,14 +145,50 @@ impl HnswIndex {
             return Ok(());
         }
         self.inner
-            .reserve(required)
+            .reserve_capacity_and_threads(required, self.threads)
             .map_err(|e| CollectionError::index("reserve", e))
+    }
+
+    /// Inserts every (key, vector) pair, on several threads when there are many. No key may be
+    /// in the index. With several threads the graph depends on the order in which they insert,
+    /// so two builds of the same points may differ.
+    pub(crate) fn add_all(&self, points: &[(u64, Vec<f32>)]) -> Result<()> {
+        self.reserve_additional(points.len())?;
+        let threads = (points.len() / MIN_POINTS_PER_THREAD).clamp(1, self.threads);
+        if threads == 1 {
+            return points
+                .iter()
+                .try_for_each(|(key, vector)| self.add(*key, vector));
+        }
+
+        tracing::debug!(points = points.len(), threads, "inserting into the index");
+        let chunk = points.len().div_ceil(threads);
+        thread::scope(|scope| {
+            let workers: Vec<_> = points
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .try_for_each(|(key, vector)| self.add(*key, vector))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| {
+                    worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect::<Result<Vec<()>>>()
+                .map(drop)
+        })
     }
 
     /// Inserts `vector` under `key`, which must not be in the index.
     pub(crate) fn add(&self, key: u64, vector: &[f32]) -> Result<()> {
         self.inner
-            .add(key, vector)
+            .add(key, &self.prepare(vector))
             .map_err(|e| CollectionError::index("add vector", e))
     }
 
@@ -113,10 +207,10 @@ impl HnswIndex {
     /// Returns the keys of up to `count` approximate nearest neighbours, nearest first, exploring
     /// `ef` candidates.
     pub(crate) fn search(&self, query: &[f32], count: usize, ef: usize) -> Result<Vec<u64>> {
-        self.inner.change_expansion_search(ef);
+        let _admitted = self.admit(ef);
         let matches = self
             .inner
-            .search(query, count)
+            .search(&self.prepare(query), count)
             .map_err(|e| CollectionError::index("search", e))?;
         Ok(matches.keys)
     }
@@ -130,12 +224,44 @@ impl HnswIndex {
         ef: usize,
         keep: impl Fn(u64) -> bool,
     ) -> Result<Vec<u64>> {
-        self.inner.change_expansion_search(ef);
+        let _admitted = self.admit(ef);
         let matches = self
             .inner
-            .filtered_search(query, count, keep)
+            .filtered_search(&self.prepare(query), count, keep)
             .map_err(|e| CollectionError::index("filtered search", e))?;
         Ok(matches.keys)
+    }
+}
+
+impl HnswIndex {
+    /// Waits until a search with candidate list size `ef` may run, and sets usearch to it.
+    fn admit(&self, ef: usize) -> Admitted<'_> {
+        let mut gate = self.gate();
+        while gate.running == self.threads || (gate.running > 0 && gate.ef != ef) {
+            gate = self
+                .gate_changed
+                .wait(gate)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if gate.ef != ef {
+            self.inner.change_expansion_search(ef);
+            gate.ef = ef;
+        }
+        gate.running += 1;
+        Admitted { index: self }
+    }
+
+    /// Returns `vector` as usearch should see it: scaled to unit length for cosine.
+    fn prepare<'a>(&self, vector: &'a [f32]) -> Cow<'a, [f32]> {
+        if !self.unit {
+            return Cow::Borrowed(vector);
+        }
+        let length = norm(vector);
+        Cow::Owned(vector.iter().map(|value| value / length).collect())
+    }
+
+    fn gate(&self) -> MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -165,7 +291,8 @@ mod tests {
     fn index_survives_serialization() {
         let index = index_of(&[(1, [0.0, 0.0]), (2, [5.0, 5.0]), (3, [1.0, 0.0])]);
         let bytes = index.to_bytes().unwrap();
-        let loaded = HnswIndex::from_bytes(&bytes, 2, IndexSettings::default()).unwrap();
+        let loaded =
+            HnswIndex::from_bytes(&bytes, 2, Metric::L2, IndexSettings::default()).unwrap();
         assert_eq!(loaded.len(), 3);
         assert_eq!(loaded.search(&[0.9, 0.0], 2, 16).unwrap(), vec![3, 1]);
     }
@@ -185,8 +312,13 @@ mod tests {
     #[test]
     fn loaded_index_accepts_additions() {
         let index = index_of(&[(1, [0.0, 0.0])]);
-        let loaded =
-            HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, IndexSettings::default()).unwrap();
+        let loaded = HnswIndex::from_bytes(
+            &index.to_bytes().unwrap(),
+            2,
+            Metric::L2,
+            IndexSettings::default(),
+        )
+        .unwrap();
         loaded.reserve_additional(1).unwrap();
         loaded.add(2, &[3.0, 3.0]).unwrap();
         assert_eq!(loaded.search(&[3.0, 3.0], 1, 16).unwrap(), vec![2]);
@@ -208,15 +340,52 @@ mod tests {
             expansion_add: 32,
         };
         let index = HnswIndex::new(2, Metric::L2, settings).unwrap();
-        let loaded = HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, settings).unwrap();
+        let loaded =
+            HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, Metric::L2, settings).unwrap();
         assert_eq!(loaded.inner.connectivity(), 8);
         assert_eq!(loaded.inner.expansion_add(), 32);
     }
 
     #[test]
+    fn cosine_ignores_vector_lengths() {
+        let index = HnswIndex::new(2, Metric::Cosine, IndexSettings::default()).unwrap();
+        index
+            .add_all(&[(1, vec![100.0, 10.0]), (2, vec![0.0, 0.5])])
+            .unwrap();
+        assert_eq!(index.search(&[0.001, 0.0], 1, 16).unwrap(), vec![1]);
+        assert_eq!(index.search(&[0.0, 70.0], 1, 16).unwrap(), vec![2]);
+    }
+
+    #[test]
+    fn cosine_index_of_earlier_versions_still_searches() {
+        let options = IndexOptions {
+            dimensions: 2,
+            metric: usearch::MetricKind::Cos,
+            quantization: ScalarKind::F32,
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 0,
+            multi: false,
+        };
+        let earlier = Index::new(&options).unwrap();
+        earlier.reserve(2).unwrap();
+        earlier.add(1, &[100.0f32, 10.0]).unwrap();
+        earlier.add(2, &[0.0f32, 0.5]).unwrap();
+        let mut bytes = vec![0; earlier.serialized_length()];
+        earlier.save_to_buffer(&mut bytes).unwrap();
+
+        let settings = IndexSettings::default();
+        let loaded = HnswIndex::from_bytes(&bytes, 2, Metric::Cosine, settings).unwrap();
+        assert_eq!(loaded.search(&[3.0, 0.0], 1, 16).unwrap(), vec![1]);
+        loaded.add_all(&[(3, vec![-5.0, 0.0])]).unwrap();
+        assert_eq!(loaded.search(&[-1.0, 0.1], 1, 16).unwrap(), vec![3]);
+    }
+
+    #[test]
     fn wrong_dimension_blob_is_rejected() {
         let bytes = index_of(&[(1, [0.0, 0.0])]).to_bytes().unwrap();
-        let error = HnswIndex::from_bytes(&bytes, 3, IndexSettings::default()).unwrap_err();
+        let error =
+            HnswIndex::from_bytes(&bytes, 3, Metric::L2, IndexSettings::default()).unwrap_err();
         assert!(
             error.to_string().contains("dimension 2, expected 3"),
             "{error}"

@@ -60,11 +60,12 @@ impl Metric {
 
     /// Returns the HNSW library's metric that ranks points as this one does.
     ///
-    /// usearch's `Cos` is `1 - cosine`, `IP` is `1 - dot` and `L2sq` is the squared distance,
-    /// each lower for closer points, so their order equals the order of [`Metric::score`].
+    /// usearch's `IP` is `1 - dot` and `L2sq` is the squared distance, each lower for closer
+    /// points, so their order equals the order of [`Metric::score`]. Cosine uses `IP` too, over
+    /// vectors the index scales to unit length, where `1 - dot` is `1 - cosine`.
     pub(crate) fn index_kind(self) -> usearch::MetricKind {
         match self {
-            Metric::Cosine => usearch::MetricKind::Cos,
+            Metric::Cosine => usearch::MetricKind::IP,
             Metric::Dot => usearch::MetricKind::IP,
             Metric::L2 => usearch::MetricKind::L2sq,
         }
@@ -77,11 +78,32 @@ pub(crate) fn norm(vector: &[f32]) -> f32 {
 }
 
 fn dot(left: &[f32], right: &[f32]) -> f32 {
-    left.iter().zip(right).map(|(a, b)| a * b).sum()
+    lane_sum(left, right, |a, b| a * b)
 }
 
 fn squared_distance(left: &[f32], right: &[f32]) -> f32 {
-    left.iter().zip(right).map(|(a, b)| (a - b) * (a - b)).sum()
+    lane_sum(left, right, |a, b| (a - b) * (a - b))
+}
+
+/// Number of independent running sums. It is a multiple of the SIMD width, so the compiler
+/// vectorizes the sums.
+const LANES: usize = 8;
+
+/// Sums `term` over the pairs of values in [`LANES`] independent sums, then adds those up.
+/// A single running sum would fix the order of additions and keep the loop scalar.
+fn lane_sum(left: &[f32], right: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut sums = [0.0f32; LANES];
+    let (left_chunks, right_chunks) = (left.chunks_exact(LANES), right.chunks_exact(LANES));
+    let tail: f32 = (left_chunks.remainder().iter())
+        .zip(right_chunks.remainder())
+        .map(|(a, b)| term(*a, *b))
+        .sum();
+    for (a, b) in left_chunks.zip(right_chunks) {
+        for lane in 0..LANES {
+            sums[lane] += term(a[lane], b[lane]);
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 impl fmt::Display for Metric {

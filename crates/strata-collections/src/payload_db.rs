@@ -1,5 +1,6 @@
 //! The payload database: a `redb` file per collection, `collections/NAME.redb` under the store
-//! root, for looking up points by id and evaluating filters without reading the blobs.
+//! root, for looking up points by id without reading the blobs. Searches do not use it: they
+//! filter and read payloads from the loaded version (`payload_index.rs`).
 //!
 //! The blobs are the source of truth and the database is derived from them. It records which
 //! manifest it reflects, and a caller that finds another manifest behind the tag (after a pull,
@@ -14,9 +15,9 @@
 //! | `ids` | point id | index key |
 //! | `points` | index key | (point id, segment serial, slot in the segment) |
 //! | `payloads` | index key | the payload as compact JSON |
-//! | `fields` | top-level payload field | number of points whose payload has it |
+//! | `fields` | top-level payload field | number of points whose payload has it (kept up to date, no longer read) |
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,6 @@ use serde_json::{Map, Value};
 use strata_store::Digest;
 
 use crate::error::{CollectionError, Result};
-use crate::filter::Filter;
 use crate::segment::Segment;
 
 const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -212,46 +212,6 @@ impl PayloadDb {
             found.push((id, self.parse_payload(key, payload.value())?));
         }
         Ok(found)
-    }
-
-    /// Returns every top-level payload field with the number of points that have it.
-    pub(crate) fn fields(&self) -> Result<BTreeMap<String, u64>> {
-        let read = self
-            .db
-            .begin_read()
-            .map_err(|e| self.error("begin read", e))?;
-        let table = read
-            .open_table(FIELDS)
-            .map_err(|e| self.error("open fields table", e))?;
-        let mut fields = BTreeMap::new();
-        for entry in table.iter().map_err(|e| self.error("read fields", e))? {
-            let (field, count) = entry.map_err(|e| self.error("read fields", e))?;
-            fields.insert(field.value().to_string(), count.value());
-        }
-        Ok(fields)
-    }
-
-    /// Returns the keys of the points whose payload satisfies `filter`.
-    ///
-    /// NOTE: this parses every payload in the table, so a filtered search takes time in
-    /// proportion to the collection's size. Indexes per field would avoid the scan.
-    pub(crate) fn matching_keys(&self, filter: &Filter) -> Result<HashSet<u64>> {
-        let read = self
-            .db
-            .begin_read()
-            .map_err(|e| self.error("begin read", e))?;
-        let table = read
-            .open_table(PAYLOADS)
-            .map_err(|e| self.error("open payloads", e))?;
-        let mut keys = HashSet::new();
-        for entry in table.iter().map_err(|e| self.error("read payloads", e))? {
-            let (key, payload) = entry.map_err(|e| self.error("read payloads", e))?;
-            let key = key.value();
-            if filter.matches(&self.parse_payload(key, payload.value())?) {
-                keys.insert(key);
-            }
-        }
-        Ok(keys)
     }
 
     fn parse_payload(&self, key: u64, text: &str) -> Result<Map<String, Value>> {

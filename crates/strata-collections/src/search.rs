@@ -1,15 +1,14 @@
 //! Nearest-neighbour search over a loaded version: exact (brute force) search, which is also the
 //! reference the HNSW search is measured against, and HNSW search with or without a filter.
 //!
-//! A filter is evaluated over the payload database first, giving the set of matching keys. When
-//! that set is small, in count or as a share of the points, HNSW's graph walk would pass
+//! A filter is evaluated over the loaded payload index first, giving the set of matching rows.
+//! When that set is small, in count or as a share of the points, HNSW's graph walk would pass
 //! through mostly rejected points and miss matches, so those searches score the matching points
 //! exactly instead. Otherwise the set becomes usearch's filter predicate, and the candidate list
 //! grows as the share shrinks. Every hit's score is computed from the stored vector, so exact
 //! and HNSW search agree on the score of a point.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -17,6 +16,7 @@ use crate::error::{CollectionError, Result};
 use crate::filter::Filter;
 use crate::loaded::Loaded;
 use crate::metric::norm;
+use crate::rows::RowSet;
 
 /// Hits returned unless the options set another number.
 pub const DEFAULT_TOP_K: usize = 10;
@@ -134,14 +134,14 @@ pub(crate) fn choose_method(
     SearchMethod::FilteredHnsw
 }
 
-/// Runs `method` and returns (row, score) pairs, nearest first. `keep` is the set of keys that
+/// Runs `method` and returns (row, score) pairs, nearest first. `keep` is the set of rows that
 /// passed the filter, when there is one.
 pub(crate) fn run(
     loaded: &Loaded,
     query: &[f32],
     options: &SearchOptions,
     method: SearchMethod,
-    keep: Option<&HashSet<u64>>,
+    keep: Option<&RowSet>,
 ) -> Result<Vec<(usize, f32)>> {
     let query_norm = norm(query);
     let ef = options.ef.unwrap_or(DEFAULT_EF).max(options.top_k);
@@ -151,9 +151,9 @@ pub(crate) fn run(
         }
         SearchMethod::Hnsw => loaded.index.search(query, options.top_k, ef)?,
         SearchMethod::FilteredHnsw => {
-            let keep = keep.expect("a filtered search has a key set");
-            let ef = filtered_ef(ef, keep.len(), loaded.len());
-            let accept = |key| keep.contains(&key);
+            let keep = keep.expect("a filtered search has a row set");
+            let ef = filtered_ef(ef, keep.count(), loaded.len());
+            let accept = |key| loaded.row(key).is_some_and(|row| keep.contains(row));
             loaded
                 .index
                 .filtered_search(query, options.top_k, ef, accept)?
@@ -173,20 +173,20 @@ pub(crate) fn run(
     Ok(scored)
 }
 
-/// Scores every row whose key `keep` contains (every row without it) and returns the `top_k`
+/// Scores every row that `keep` contains (every row without it) and returns the `top_k`
 /// nearest.
 fn exact(
     loaded: &Loaded,
     query: &[f32],
     query_norm: f32,
     top_k: usize,
-    keep: Option<&HashSet<u64>>,
+    keep: Option<&RowSet>,
 ) -> Vec<(usize, f32)> {
-    let rows =
-        (0..loaded.len()).filter(|&row| keep.is_none_or(|keep| keep.contains(&loaded.key(row))));
-    let mut scored: Vec<(usize, f32)> = rows
-        .map(|row| (row, loaded.score(query, query_norm, row)))
-        .collect();
+    let score = |row| (row, loaded.score(query, query_norm, row));
+    let mut scored: Vec<(usize, f32)> = match keep {
+        Some(keep) => keep.iter().map(score).collect(),
+        None => (0..loaded.len()).map(score).collect(),
+    };
     if scored.len() > top_k {
         scored.select_nth_unstable_by(top_k - 1, |a, b| nearest_first(loaded, *a, *b));
         scored.truncate(top_k);

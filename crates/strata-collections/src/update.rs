@@ -126,10 +126,7 @@ impl<'a> Draft<'a> {
         for key in &self.unindexed {
             index.remove(*key)?;
         }
-        index.reserve_additional(self.added.len())?;
-        for (key, vector) in &self.added {
-            index.add(*key, vector)?;
-        }
+        index.add_all(&self.added)?;
 
         self.config.points = segments.iter().map(|segment| segment.points).sum();
         self.config.parent = Some(self.base.digest().clone());

@@ -41,9 +41,12 @@ fn compare_field(field: Option<&Value>, op: CompareOp, literal: &Value) -> bool 
 
 /// Applies `op`, one of `=`, `<`, `<=`, `>` or `>=`, between two JSON values.
 fn compare_value(value: &Value, op: CompareOp, literal: &Value) -> bool {
-    let Some(order) = order(value, literal) else {
-        return false;
-    };
+    order(value, literal).is_some_and(|order| accepts(op, order))
+}
+
+/// True when `op`, one of `=`, `<`, `<=`, `>` or `>=`, holds for a value that orders as `order`
+/// against the literal.
+pub(crate) fn accepts(op: CompareOp, order: Ordering) -> bool {
     match op {
         CompareOp::Eq => order == Ordering::Equal,
         CompareOp::Ne => order != Ordering::Equal,
@@ -67,7 +70,7 @@ fn order(left: &Value, right: &Value) -> Option<Ordering> {
 }
 
 /// Compares integers exactly and everything else as f64, so `1` equals `1.0`.
-fn order_numbers(left: &Number, right: &Number) -> Option<Ordering> {
+pub(crate) fn order_numbers(left: &Number, right: &Number) -> Option<Ordering> {
     if let (Some(a), Some(b)) = (left.as_i64(), right.as_i64()) {
         return Some(a.cmp(&b));
     }

@@ -16,6 +16,7 @@
 mod eval;
 mod lexer;
 mod parse;
+mod select;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -24,7 +25,11 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use crate::error::FilterError;
+use crate::payload_index::PayloadIndex;
+use crate::rows::RowSet;
 use lexer::CompareOp;
+
+pub(crate) use eval::order_numbers;
 
 /// A parsed payload filter.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +71,12 @@ impl Filter {
     /// True when `payload` satisfies the filter.
     pub fn matches(&self, payload: &Map<String, Value>) -> bool {
         eval::matches(&self.expr, payload)
+    }
+
+    /// Returns the rows of `index` whose payload satisfies the filter; the same rows as
+    /// [`Filter::matches`] on each payload.
+    pub(crate) fn select(&self, index: &PayloadIndex) -> RowSet {
+        select::select(&self.expr, index)
     }
 
     /// Returns the payload fields the filter names, sorted.

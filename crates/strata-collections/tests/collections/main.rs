@@ -6,6 +6,7 @@ mod bad_input;
 mod common;
 mod filters;
 mod format_doc;
+mod loaded;
 mod payload_db;
 mod recall;
 mod versions;
