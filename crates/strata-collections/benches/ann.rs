@@ -411,12 +411,10 @@ fn first_rows(vectors: &Vectors, count: usize) -> Vectors {
 }
 
 /// Builds a usearch index with the crate's options, inserting from one thread, and times it.
-/// Like the crate for a cosine collection, it scales vectors to unit length and uses the inner
-/// product.
 fn build_usearch(base: &Vectors, settings: IndexSettings) -> AnyResult<Index> {
     let options = IndexOptions {
         dimensions: base.dim,
-        metric: MetricKind::IP,
+        metric: MetricKind::Cos,
         quantization: ScalarKind::F32,
         connectivity: settings.connectivity,
         expansion_add: settings.expansion_add,
@@ -427,7 +425,7 @@ fn build_usearch(base: &Vectors, settings: IndexSettings) -> AnyResult<Index> {
     let started = Instant::now();
     index.reserve(base.len())?;
     for row in 0..base.len() {
-        index.add(row as u64, &unit(base.row(row)))?;
+        index.add(row as u64, base.row(row))?;
     }
     println!(
         "raw usearch build (same options, one thread): {:.1} s, kernel {}",
@@ -435,12 +433,6 @@ fn build_usearch(base: &Vectors, settings: IndexSettings) -> AnyResult<Index> {
         index.hardware_acceleration()
     );
     Ok(index)
-}
-
-/// Returns `vector` scaled to unit length.
-fn unit(vector: &[f32]) -> Vec<f32> {
-    let length = vector.iter().map(|value| value * value).sum::<f32>().sqrt();
-    vector.iter().map(|value| value / length).collect()
 }
 
 /// Recall and queries per second of one pass over the queries.
@@ -505,7 +497,7 @@ fn strata_rows(bench: &StrataBench, query: &[f32], ef: usize) -> AnyResult<Vec<u
 }
 
 fn usearch_rows(index: &Index, query: &[f32]) -> AnyResult<Vec<usize>> {
-    let matches = index.search(&unit(query), TOP_K)?;
+    let matches = index.search(query, TOP_K)?;
     Ok(matches.keys.iter().map(|&key| key as usize).collect())
 }
 

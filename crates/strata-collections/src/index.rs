@@ -5,18 +5,11 @@
 //! under their id. The index keeps f32 copies of the vectors, so the blob is about as large as
 //! the vectors blobs together plus the graph.
 //!
-//! A cosine collection's index holds its vectors scaled to unit length under usearch's inner
-//! product metric, and queries are scaled the same way: the order is that of cosine, and each
-//! distance is one dot product instead of a dot product and two norms. Indexes written with
-//! usearch's cosine metric, as earlier versions of strata did, load and search unchanged, since
-//! cosine ignores the scaling.
-//!
 //! usearch searches with one candidate list size per index, set before the search, and with
 //! one of a fixed number of per-thread contexts. A gate admits searches while both fit: any
 //! number of searches with the current size, up to the number of contexts, and a search with
 //! another size once the running ones are done. Large insertions run on several threads.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -25,7 +18,7 @@ use usearch::{Index, IndexOptions, ScalarKind};
 
 use crate::config::IndexSettings;
 use crate::error::{CollectionError, Result};
-use crate::metric::{Metric, norm};
+use crate::metric::Metric;
 
 /// Insertions of fewer points than this per thread run on one thread.
 const MIN_POINTS_PER_THREAD: usize = 4096;
@@ -33,8 +26,6 @@ const MIN_POINTS_PER_THREAD: usize = 4096;
 /// An HNSW index over f32 vectors of one dimension and metric.
 pub(crate) struct HnswIndex {
     inner: Index,
-    /// Scale vectors and queries to unit length before usearch sees them.
-    unit: bool,
     /// Threads that may search or insert at once; usearch has a context for each.
     threads: usize,
     gate: Mutex<Gate>,
@@ -73,18 +64,17 @@ impl HnswIndex {
             multi: false,
         };
         let inner = Index::new(&options).map_err(|e| CollectionError::index("create", e))?;
-        HnswIndex::with_contexts(inner, metric)
+        HnswIndex::with_contexts(inner)
     }
 
     /// Wraps a usearch index, giving it a context for each thread this process may run.
-    fn with_contexts(inner: Index, metric: Metric) -> Result<HnswIndex> {
+    fn with_contexts(inner: Index) -> Result<HnswIndex> {
         let threads = thread::available_parallelism().map_or(1, usize::from);
         inner
             .reserve_capacity_and_threads(inner.capacity().max(inner.size()), threads)
             .map_err(|e| CollectionError::index("reserve", e))?;
         Ok(HnswIndex {
             inner,
-            unit: metric == Metric::Cosine,
             threads,
             gate: Mutex::new(Gate::default()),
             gate_changed: Condvar::new(),
@@ -95,7 +85,6 @@ impl HnswIndex {
     pub(crate) fn from_bytes(
         bytes: &[u8],
         dim: usize,
-        metric: Metric,
         settings: IndexSettings,
     ) -> Result<HnswIndex> {
         // usearch 2.26 takes the graph degree from the graph's header while loading, but it
@@ -121,7 +110,7 @@ impl HnswIndex {
         }
         // usearch's file header does not record the insertion setting.
         inner.change_expansion_add(settings.expansion_add);
-        HnswIndex::with_contexts(inner, metric)
+        HnswIndex::with_contexts(inner)
     }
 
     /// Serializes the index into the bytes of its blob.
@@ -188,7 +177,7 @@ impl HnswIndex {
     /// Inserts `vector` under `key`, which must not be in the index.
     pub(crate) fn add(&self, key: u64, vector: &[f32]) -> Result<()> {
         self.inner
-            .add(key, &self.prepare(vector))
+            .add(key, vector)
             .map_err(|e| CollectionError::index("add vector", e))
     }
 
@@ -210,7 +199,7 @@ impl HnswIndex {
         let _admitted = self.admit(ef);
         let matches = self
             .inner
-            .search(&self.prepare(query), count)
+            .search(query, count)
             .map_err(|e| CollectionError::index("search", e))?;
         Ok(matches.keys)
     }
@@ -227,7 +216,7 @@ impl HnswIndex {
         let _admitted = self.admit(ef);
         let matches = self
             .inner
-            .filtered_search(&self.prepare(query), count, keep)
+            .filtered_search(query, count, keep)
             .map_err(|e| CollectionError::index("filtered search", e))?;
         Ok(matches.keys)
     }
@@ -249,15 +238,6 @@ impl HnswIndex {
         }
         gate.running += 1;
         Admitted { index: self }
-    }
-
-    /// Returns `vector` as usearch should see it: scaled to unit length for cosine.
-    fn prepare<'a>(&self, vector: &'a [f32]) -> Cow<'a, [f32]> {
-        if !self.unit {
-            return Cow::Borrowed(vector);
-        }
-        let length = norm(vector);
-        Cow::Owned(vector.iter().map(|value| value / length).collect())
     }
 
     fn gate(&self) -> MutexGuard<'_, Gate> {
@@ -291,8 +271,7 @@ mod tests {
     fn index_survives_serialization() {
         let index = index_of(&[(1, [0.0, 0.0]), (2, [5.0, 5.0]), (3, [1.0, 0.0])]);
         let bytes = index.to_bytes().unwrap();
-        let loaded =
-            HnswIndex::from_bytes(&bytes, 2, Metric::L2, IndexSettings::default()).unwrap();
+        let loaded = HnswIndex::from_bytes(&bytes, 2, IndexSettings::default()).unwrap();
         assert_eq!(loaded.len(), 3);
         assert_eq!(loaded.search(&[0.9, 0.0], 2, 16).unwrap(), vec![3, 1]);
     }
@@ -312,13 +291,8 @@ mod tests {
     #[test]
     fn loaded_index_accepts_additions() {
         let index = index_of(&[(1, [0.0, 0.0])]);
-        let loaded = HnswIndex::from_bytes(
-            &index.to_bytes().unwrap(),
-            2,
-            Metric::L2,
-            IndexSettings::default(),
-        )
-        .unwrap();
+        let loaded =
+            HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, IndexSettings::default()).unwrap();
         loaded.reserve_additional(1).unwrap();
         loaded.add(2, &[3.0, 3.0]).unwrap();
         assert_eq!(loaded.search(&[3.0, 3.0], 1, 16).unwrap(), vec![2]);
@@ -340,52 +314,15 @@ mod tests {
             expansion_add: 32,
         };
         let index = HnswIndex::new(2, Metric::L2, settings).unwrap();
-        let loaded =
-            HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, Metric::L2, settings).unwrap();
+        let loaded = HnswIndex::from_bytes(&index.to_bytes().unwrap(), 2, settings).unwrap();
         assert_eq!(loaded.inner.connectivity(), 8);
         assert_eq!(loaded.inner.expansion_add(), 32);
     }
 
     #[test]
-    fn cosine_ignores_vector_lengths() {
-        let index = HnswIndex::new(2, Metric::Cosine, IndexSettings::default()).unwrap();
-        index
-            .add_all(&[(1, vec![100.0, 10.0]), (2, vec![0.0, 0.5])])
-            .unwrap();
-        assert_eq!(index.search(&[0.001, 0.0], 1, 16).unwrap(), vec![1]);
-        assert_eq!(index.search(&[0.0, 70.0], 1, 16).unwrap(), vec![2]);
-    }
-
-    #[test]
-    fn cosine_index_of_earlier_versions_still_searches() {
-        let options = IndexOptions {
-            dimensions: 2,
-            metric: usearch::MetricKind::Cos,
-            quantization: ScalarKind::F32,
-            connectivity: 16,
-            expansion_add: 128,
-            expansion_search: 0,
-            multi: false,
-        };
-        let earlier = Index::new(&options).unwrap();
-        earlier.reserve(2).unwrap();
-        earlier.add(1, &[100.0f32, 10.0]).unwrap();
-        earlier.add(2, &[0.0f32, 0.5]).unwrap();
-        let mut bytes = vec![0; earlier.serialized_length()];
-        earlier.save_to_buffer(&mut bytes).unwrap();
-
-        let settings = IndexSettings::default();
-        let loaded = HnswIndex::from_bytes(&bytes, 2, Metric::Cosine, settings).unwrap();
-        assert_eq!(loaded.search(&[3.0, 0.0], 1, 16).unwrap(), vec![1]);
-        loaded.add_all(&[(3, vec![-5.0, 0.0])]).unwrap();
-        assert_eq!(loaded.search(&[-1.0, 0.1], 1, 16).unwrap(), vec![3]);
-    }
-
-    #[test]
     fn wrong_dimension_blob_is_rejected() {
         let bytes = index_of(&[(1, [0.0, 0.0])]).to_bytes().unwrap();
-        let error =
-            HnswIndex::from_bytes(&bytes, 3, Metric::L2, IndexSettings::default()).unwrap_err();
+        let error = HnswIndex::from_bytes(&bytes, 3, IndexSettings::default()).unwrap_err();
         assert!(
             error.to_string().contains("dimension 2, expected 3"),
             "{error}"

@@ -60,12 +60,11 @@ impl Metric {
 
     /// Returns the HNSW library's metric that ranks points as this one does.
     ///
-    /// usearch's `IP` is `1 - dot` and `L2sq` is the squared distance, each lower for closer
-    /// points, so their order equals the order of [`Metric::score`]. Cosine uses `IP` too, over
-    /// vectors the index scales to unit length, where `1 - dot` is `1 - cosine`.
+    /// usearch's `Cos` is `1 - cosine`, `IP` is `1 - dot` and `L2sq` is the squared distance,
+    /// each lower for closer points, so their order equals the order of [`Metric::score`].
     pub(crate) fn index_kind(self) -> usearch::MetricKind {
         match self {
-            Metric::Cosine => usearch::MetricKind::IP,
+            Metric::Cosine => usearch::MetricKind::Cos,
             Metric::Dot => usearch::MetricKind::IP,
             Metric::L2 => usearch::MetricKind::L2sq,
         }

@@ -99,12 +99,7 @@ impl Version {
     /// Reads the HNSW index blob.
     pub(crate) fn read_index(&self, store: &Store) -> Result<HnswIndex> {
         let bytes = store.read_blob(&self.index.digest)?;
-        HnswIndex::from_bytes(
-            &bytes,
-            self.config.dim,
-            self.config.metric,
-            self.config.index,
-        )
+        HnswIndex::from_bytes(&bytes, self.config.dim, self.config.index)
     }
 
     /// Returns the segment with `serial`.
