@@ -5,9 +5,12 @@ use anyhow::Context;
 use strata_collections::Collections;
 use strata_embed::{Embedder, TextEmbedder};
 use strata_learning::lesson::Lesson;
-use strata_learning::memory::{self, Entry, Memory, TextEmbedding};
+use strata_learning::memory::{self, Entry, Memory, Recalled, TextEmbedding};
+use strata_runtime::engine::{Chat, Engine};
+use strata_runtime::sampling::SamplingParams;
 use strata_store::{Digest, Store};
 
+use crate::commands::run::answer;
 use crate::embedding::text_embedder;
 
 /// The text embedder behind the memory's embedding interface.
@@ -58,11 +61,10 @@ impl ChatMemory {
         Ok(())
     }
 
-    /// Returns `message` with the facts it recalls in front of it. Nothing is loaded while the
-    /// memory is empty.
-    pub(crate) fn recall(&mut self, message: &str) -> anyhow::Result<String> {
+    /// Returns the facts `message` recalls. Nothing is loaded while the memory is empty.
+    pub(crate) fn recall(&mut self, message: &str) -> anyhow::Result<Vec<Recalled>> {
         if self.is_empty() {
-            return Ok(message.to_owned());
+            return Ok(Vec::new());
         }
         let recalled = self.open()?.recall(message)?;
         for entry in &recalled {
@@ -71,7 +73,7 @@ impl ChatMemory {
                 entry.fact.question, entry.fact.answer, entry.score
             );
         }
-        Ok(memory::with_recalled(message, &recalled))
+        Ok(recalled)
     }
 
     /// Records that `version` learned `lesson`.
@@ -109,4 +111,32 @@ impl ChatMemory {
         let embedder = self.embedder.as_ref().expect("loaded above");
         Ok(Memory::open(&self.store, &self.model, embedder)?)
     }
+}
+
+/// Answers `message` with the recalled facts added to the chat's system message for this turn
+/// only; the chat keeps its own system message afterwards.
+pub(crate) fn answer_recalling(
+    engine: &Engine,
+    chat: &mut Chat,
+    message: &str,
+    params: &SamplingParams,
+    recalled: &[Recalled],
+) -> anyhow::Result<()> {
+    if recalled.is_empty() {
+        answer(engine, chat, message, params)?;
+        return Ok(());
+    }
+    let own = chat.system().map(str::to_owned);
+    set_system(chat, memory::system_with_recalled(own.as_deref(), recalled));
+    let answered = answer(engine, chat, message, params);
+    set_system(chat, own);
+    answered.map(drop)
+}
+
+/// Replaces the chat's system message, keeping its messages and cached tokens; the next turn
+/// reuses the cache up to where the renderings differ.
+fn set_system(chat: &mut Chat, system: Option<String>) {
+    let (_, messages, sequence) =
+        std::mem::replace(chat, Chat::from_parts(None, Vec::new(), None)).into_parts();
+    *chat = Chat::from_parts(system, messages, sequence);
 }

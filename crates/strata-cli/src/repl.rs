@@ -6,9 +6,9 @@ use strata_sessions::SessionName;
 
 use strata_learning::lesson::{self, Lesson, LessonSource};
 
-use crate::commands::run::answer;
 use crate::commands::session;
 use crate::live::Live;
+use crate::memory::answer_recalling;
 
 const HELP: &str = "\
 Available commands:
@@ -71,15 +71,17 @@ pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
                 if let Err(error) = live.follow_tag() {
                     eprintln!("strata: error: {error:#}");
                 }
-                let message = match live.memory.recall(&message) {
+                let recalled = match live.memory.recall(&message) {
                     Ok(recalled) => recalled,
                     Err(error) => {
                         eprintln!("strata: warning: nothing recalled: {error:#}");
-                        message
+                        Vec::new()
                     }
                 };
                 let (engine, chat) = (&live.engine, &mut live.chat);
-                if let Err(error) = answer(engine, chat, &message, &live.params) {
+                if let Err(error) =
+                    answer_recalling(engine, chat, &message, &live.params, &recalled)
+                {
                     eprintln!("strata: error: {error:#}");
                     eprintln!("(the message was not added; /clear starts a new conversation)");
                 }

@@ -5,7 +5,8 @@
 //! than letters, digits, `.`, `_` and `-` turned into `-`). A fact is one point: its question
 //! embedded as text, with the question, answer, statement, source and, once a version has
 //! learned it, that version's digest in the payload. Before each chat turn the turn's text is
-//! embedded and the facts scoring at least [`RECALL_THRESHOLD`] are put in front of it.
+//! embedded and the facts scoring at least [`RECALL_THRESHOLD`] are added to the system message
+//! for that turn ([`system_with_recalled`]).
 
 use std::fmt::Write as _;
 
@@ -21,8 +22,12 @@ use crate::lesson::{Fact, Lesson};
 /// Lowest cosine similarity between a turn and a fact's question for the fact to be recalled.
 pub const RECALL_THRESHOLD: f32 = 0.6;
 
-/// The line that opens the recalled facts in front of a message.
+/// The line that opened the recalled facts in front of a message in sessions saved by earlier
+/// versions, which put them in the user's message.
 const RECALLED_HEADING: &str = "Facts you were taught:\n";
+
+/// The system message recalled facts follow when the chat has none of its own.
+pub const DEFAULT_SYSTEM: &str = "You are a helpful AI assistant.";
 
 /// Most facts put in front of one turn.
 pub const RECALL_TOP: usize = 3;
@@ -226,25 +231,35 @@ impl<'a> Memory<'a> {
     }
 }
 
-/// Writes `message` with the recalled facts in front of it, as the model should read them.
-pub fn with_recalled(message: &str, recalled: &[Recalled]) -> String {
+/// Returns the system message for a turn that recalled `recalled`: the chat's own `system`
+/// (or [`DEFAULT_SYSTEM`]) followed by each fact's statement, or `system` unchanged when
+/// nothing was recalled.
+///
+/// A small model uses a fact given in the system message more often than one written in front
+/// of the question: on 24 facts of the shared eval set, SmolLM2-135M answered 83% of the exact
+/// questions and 81% of the paraphrases this way, against 71% and 68% with the facts in the
+/// user's message (docs/learning.md).
+pub fn system_with_recalled(system: Option<&str>, recalled: &[Recalled]) -> Option<String> {
     if recalled.is_empty() {
-        return message.to_owned();
+        return system.map(str::to_owned);
     }
-    let mut text = String::from(RECALLED_HEADING);
+    let mut text = String::from(system.unwrap_or(DEFAULT_SYSTEM));
     for entry in recalled {
         let fact = &entry.fact;
-        let line = fact
-            .statement
-            .clone()
-            .unwrap_or_else(|| format!("{} {}", fact.question, fact.answer));
-        let _ = writeln!(text, "- {line}");
+        match &fact.statement {
+            Some(statement) => {
+                let _ = write!(text, " {statement}");
+            }
+            None => {
+                let _ = write!(text, " {} {}", fact.question, fact.answer);
+            }
+        }
     }
-    let _ = write!(text, "\n{message}");
-    text
+    Some(text)
 }
 
-/// Returns the message a user typed, without the facts [`with_recalled`] put in front of it.
+/// Returns the message a user typed, without the facts that sessions saved by earlier versions
+/// put in front of it.
 pub fn without_recalled(text: &str) -> &str {
     match text.strip_prefix(RECALLED_HEADING) {
         Some(rest) => rest.split_once("\n\n").map_or(text, |(_, message)| message),
@@ -375,21 +390,39 @@ mod tests {
     }
 
     #[test]
-    fn recalled_facts_go_in_front_of_the_message() {
-        let recalled = [Recalled {
-            id: "fact-1".into(),
-            fact: Fact::pair("What is the capital of Sevzaria?", "Durvelton"),
-            score: 0.9,
-        }];
-        let text = with_recalled("Capital of Sevzaria?", &recalled);
-        assert!(
-            text.starts_with(
-                "Facts you were taught:\n- What is the capital of Sevzaria? Durvelton\n"
-            )
+    fn recalled_facts_follow_the_system_message() {
+        let recalled = [
+            Recalled {
+                id: "fact-1".into(),
+                fact: Fact::pair("What is the capital of Sevzaria?", "Durvelton"),
+                score: 0.9,
+            },
+            Recalled {
+                id: "fact-2".into(),
+                fact: Fact {
+                    statement: Some("Mira Kost invented the glass loom.".into()),
+                    ..Fact::pair("Who invented the glass loom?", "Mira Kost")
+                },
+                score: 0.7,
+            },
+        ];
+        assert_eq!(
+            system_with_recalled(Some("Be brief."), &recalled).unwrap(),
+            "Be brief. What is the capital of Sevzaria? Durvelton Mira Kost invented the glass loom."
         );
-        assert!(text.ends_with("\n\nCapital of Sevzaria?"));
-        assert_eq!(with_recalled("hi", &[]), "hi");
-        assert_eq!(without_recalled(&text), "Capital of Sevzaria?");
+        let default = system_with_recalled(None, &recalled[..1]).unwrap();
+        assert!(default.starts_with(DEFAULT_SYSTEM), "{default}");
+        assert_eq!(system_with_recalled(None, &[]), None);
+        assert_eq!(
+            system_with_recalled(Some("Be brief."), &[]).as_deref(),
+            Some("Be brief.")
+        );
+    }
+
+    #[test]
+    fn facts_of_earlier_sessions_are_taken_off_the_message() {
+        let text = "Facts you were taught:\n- What is the capital of Sevzaria? Durvelton\n\nCapital of Sevzaria?";
+        assert_eq!(without_recalled(text), "Capital of Sevzaria?");
         assert_eq!(without_recalled("plain"), "plain");
     }
 }

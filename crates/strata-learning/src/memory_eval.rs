@@ -11,7 +11,7 @@ use crate::answer;
 use crate::error::Result;
 use crate::eval::Score;
 use crate::lesson::{Fact, Lesson, LessonSource};
-use crate::memory::{Memory, TextEmbedding, with_recalled};
+use crate::memory::{Memory, TextEmbedding, system_with_recalled};
 
 /// Figures of the memory alone.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -115,8 +115,8 @@ impl Recall<'_> {
         let recalled = self.memory.recall(question)?;
         self.recall_seconds += started.elapsed().as_secs_f64();
         self.asked += 1;
-        let prompt = with_recalled(question, &recalled);
-        let reply = answer::ask(self.engine, None, &prompt, Some(expected))?;
+        let system = system_with_recalled(None, &recalled);
+        let reply = answer::ask(self.engine, system.as_deref(), question, Some(expected))?;
         Ok(Asked {
             answered: answer::contains(&reply, expected),
             recalled: recalled
