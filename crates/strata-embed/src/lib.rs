@@ -21,6 +21,7 @@ mod package;
 mod tensors;
 mod text;
 mod tokenizer;
+mod torch_legacy;
 
 pub mod media;
 pub mod pooling;
@@ -35,3 +36,4 @@ pub use input::{Embedded, Input, Modality};
 pub use load::load_text_embedder;
 pub use package::PackageFiles;
 pub use text::TextEmbedder;
+pub use torch_legacy::{TorchLegacyError, parse_torch_legacy, read_torch_legacy};
