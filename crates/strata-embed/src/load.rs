@@ -1,4 +1,5 @@
-//! Loading a stored embedder version back into a [`TextEmbedder`].
+//! Loading a stored embedder version back into a [`TextEmbedder`], and the reading steps every
+//! embedder load shares.
 //!
 //! Tensor blobs are memory-mapped and copied into candle tensors. Like model loading, this does
 //! not hash them again, so a blob damaged on disk is found by `strata fsck`, not here.
@@ -19,15 +20,14 @@ use crate::text::{TextEmbedder, TextParts};
 
 /// Loads the text embedder version `reference` names, for example `embedder/minilm:latest`.
 pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEmbedder> {
-    let descriptor = store.resolve(reference)?;
-    let manifest = store.read_manifest(&descriptor.digest)?;
-    let context = Context {
-        store,
-        reference: reference.to_string(),
-        digest: descriptor.digest.clone(),
-    };
-    context.check_artifact_type(&manifest)?;
+    let (context, manifest) = Context::open(store, reference)?;
     let config = context.read_config(&manifest)?;
+    context.check_kind(&config, Modality::Text, "bert")?;
+    let Some(settings) = config.text.clone() else {
+        return Err(context
+            .config_error("the config has no `text` settings".to_string())
+            .into());
+    };
 
     let model_config_layer = context.find_layer(&manifest, media::MODEL_CONFIG_MEDIA_TYPE)?;
     let model_config_json = store.read_blob(&model_config_layer.digest)?;
@@ -40,28 +40,41 @@ pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEm
     let tokenizer_json = store.read_blob(&tokenizer_layer.digest)?;
     let tensors = context.load_tensors(&manifest)?;
 
-    let manifest_path = store.blob_path(&descriptor.digest);
+    let manifest_path = store.blob_path(&context.digest);
     let embedder = TextEmbedder::build(TextParts {
         name: config.name.clone(),
         config: model_config,
         tokenizer_json: &tokenizer_json,
-        settings: config.text.clone(),
+        settings,
         tensors,
         source: &manifest_path,
     })?;
-    context.check_dim(&config, &embedder)?;
-    tracing::debug!(%reference, digest = %descriptor.digest, "loaded text embedder");
+    context.check_dim(&config, embedder.dim())?;
+    tracing::debug!(%reference, digest = %context.digest, "loaded text embedder");
     Ok(embedder)
 }
 
 /// The version being loaded, for reading its blobs and naming it in errors.
-struct Context<'a> {
+pub(crate) struct Context<'a> {
     store: &'a Store,
     reference: String,
-    digest: Digest,
+    pub(crate) digest: Digest,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// Resolves `reference` and reads its manifest, which must be an embedder manifest.
+    pub(crate) fn open(store: &'a Store, reference: &Reference) -> Result<(Self, Manifest)> {
+        let descriptor = store.resolve(reference)?;
+        let manifest = store.read_manifest(&descriptor.digest)?;
+        let context = Context {
+            store,
+            reference: reference.to_string(),
+            digest: descriptor.digest,
+        };
+        context.check_artifact_type(&manifest)?;
+        Ok((context, manifest))
+    }
+
     fn check_artifact_type(&self, manifest: &Manifest) -> Result<(), LoadError> {
         let actual = manifest.artifact_type.as_deref();
         if actual == Some(media::EMBEDDER_ARTIFACT_TYPE) {
@@ -75,8 +88,8 @@ impl Context<'_> {
         })
     }
 
-    /// Reads the embedder config and checks that it describes a BERT text embedder.
-    fn read_config(&self, manifest: &Manifest) -> Result<EmbedderConfig> {
+    /// Reads the embedder config.
+    pub(crate) fn read_config(&self, manifest: &Manifest) -> Result<EmbedderConfig> {
         let digest = &manifest.config.digest;
         let bytes = self.store.read_blob(digest)?;
         let config: EmbedderConfig =
@@ -85,24 +98,35 @@ impl Context<'_> {
                 expected: "an embedder config",
                 source,
             })?;
-        if config.modality != Modality::Text || config.architecture != "bert" {
-            let reason = format!(
-                "the embedder is a {} {} model, expected a text bert model",
-                config.modality, config.architecture
-            );
-            return Err(self.config_error(reason).into());
-        }
         Ok(config)
     }
 
-    fn check_dim(&self, config: &EmbedderConfig, embedder: &TextEmbedder) -> Result<(), LoadError> {
-        if config.dim == embedder.dim() {
+    /// Checks that the config describes an embedder of `modality` and `architecture`.
+    pub(crate) fn check_kind(
+        &self,
+        config: &EmbedderConfig,
+        modality: Modality,
+        architecture: &str,
+    ) -> Result<(), LoadError> {
+        if config.modality == modality && config.architecture == architecture {
             return Ok(());
         }
         let reason = format!(
-            "the config says dim {}, but the model's hidden size is {}",
-            config.dim,
-            embedder.dim()
+            "the embedder has architecture `{}` for {} input, expected `{architecture}` for \
+             {modality} input",
+            config.architecture, config.modality
+        );
+        Err(self.config_error(reason))
+    }
+
+    /// Checks the config's `dim` against the dimension of the built model.
+    pub(crate) fn check_dim(&self, config: &EmbedderConfig, dim: usize) -> Result<(), LoadError> {
+        if config.dim == dim {
+            return Ok(());
+        }
+        let reason = format!(
+            "the config says dim {}, but the model's vectors have {dim}",
+            config.dim
         );
         Err(self.config_error(reason))
     }
@@ -124,7 +148,7 @@ impl Context<'_> {
     }
 
     /// Maps every tensor layer and copies it into a candle tensor, keyed by tensor name.
-    fn load_tensors(&self, manifest: &Manifest) -> Result<HashMap<String, Tensor>> {
+    pub(crate) fn load_tensors(&self, manifest: &Manifest) -> Result<HashMap<String, Tensor>> {
         let mut loaded = HashMap::new();
         let layers = manifest.layers.iter();
         for layer in layers.filter(|layer| layer.media_type == media::WEIGHT_MEDIA_TYPE) {
@@ -160,7 +184,7 @@ impl Context<'_> {
         Ok((name, tensor))
     }
 
-    fn config_error(&self, reason: String) -> LoadError {
+    pub(crate) fn config_error(&self, reason: String) -> LoadError {
         LoadError::Config {
             reference: self.reference.clone(),
             digest: self.digest.clone(),
