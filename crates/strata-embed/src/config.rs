@@ -41,10 +41,28 @@ pub struct AudioSettings {
     pub segment_seconds: u32,
 }
 
+/// The settings an image embedder runs with.
+///
+/// An image is cut to its centred square, resized to `input_size` pixels a side, and each
+/// 0-255 channel value `v` becomes `(v - pixel_mean) / pixel_std`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageSettings {
+    /// Side of the square input the model reads, in pixels.
+    pub input_size: u32,
+    /// Per-channel value subtracted from red, green and blue.
+    pub pixel_mean: [f32; 3],
+    /// Per-channel divisor of red, green and blue after the mean is subtracted.
+    pub pixel_std: [f32; 3],
+    /// Epsilon added to the variance of every batch norm.
+    pub batch_norm_eps: f64,
+    /// Whether pooled vectors are scaled to unit L2 norm.
+    pub normalize: bool,
+}
+
 /// Where a stored embedder came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmbedderSource {
-    /// The kind of package, `sentence-transformers` or `resemblyzer`.
+    /// The kind of package, `sentence-transformers`, `resemblyzer` or `torch-legacy`.
     pub kind: String,
     /// File name of the weights, for example `model.safetensors` or `pretrained.pt`.
     pub weights_file: String,
@@ -53,13 +71,13 @@ pub struct EmbedderSource {
 }
 
 /// The config document of an embedder version.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EmbedderConfig {
     /// The embedder's name, for example `all-MiniLM-L6-v2`.
     pub name: String,
     /// The modality it embeds.
     pub modality: Modality,
-    /// The model architecture, `bert` or `ge2e`.
+    /// The model architecture, `bert`, `ge2e` or `efficientnet-lite0`.
     pub architecture: String,
     /// Length of every vector.
     pub dim: usize,
@@ -69,6 +87,9 @@ pub struct EmbedderConfig {
     /// Sample rate, framing and segmenting, for an audio embedder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio: Option<AudioSettings>,
+    /// Input size and pixel normalisation, for an image embedder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSettings>,
     /// The package it was imported from.
     pub source: EmbedderSource,
 }
@@ -105,6 +126,7 @@ mod tests {
             architecture: "ge2e".to_string(),
             dim: 256,
             text: None,
+            image: None,
             audio: Some(AudioSettings {
                 sample_rate: 16000,
                 mel_channels: 40,
@@ -127,5 +149,65 @@ mod tests {
             serde_json::from_value::<EmbedderConfig>(json).unwrap(),
             config
         );
+    }
+
+    /// A text embedder's config as stored before image settings existed.
+    const STORED_TEXT_CONFIG: &str = r#"{
+  "name": "all-MiniLM-L6-v2",
+  "modality": "text",
+  "architecture": "bert",
+  "dim": 384,
+  "text": {
+    "max_seq_length": 256,
+    "pooling": "mean",
+    "normalize": true
+  },
+  "source": {
+    "kind": "sentence-transformers",
+    "weights_file": "model.safetensors",
+    "weights_sha256": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+  }
+}"#;
+
+    #[test]
+    fn stored_text_config_round_trips_byte_for_byte() {
+        let config: EmbedderConfig = serde_json::from_str(STORED_TEXT_CONFIG).unwrap();
+
+        let written = serde_json::to_string_pretty(&config).unwrap();
+
+        assert_eq!(config.image, None);
+        assert_eq!(config.text.as_ref().map(|t| t.max_seq_length), Some(256));
+        assert_eq!(written, STORED_TEXT_CONFIG);
+    }
+
+    #[test]
+    fn image_config_has_no_text_field() {
+        let config = EmbedderConfig {
+            name: "efficientnet-lite0".to_string(),
+            modality: Modality::Image,
+            architecture: "efficientnet-lite0".to_string(),
+            dim: 1280,
+            text: None,
+            audio: None,
+            image: Some(ImageSettings {
+                input_size: 224,
+                pixel_mean: [127.0; 3],
+                pixel_std: [128.0; 3],
+                batch_norm_eps: 1e-3,
+                normalize: true,
+            }),
+            source: EmbedderSource {
+                kind: "torch-legacy".to_string(),
+                weights_file: "efficientnet-lite0-57934424.pth".to_string(),
+                weights_sha256: "5793".to_string(),
+            },
+        };
+
+        let written = serde_json::to_string(&config).unwrap();
+        let read: EmbedderConfig = serde_json::from_str(&written).unwrap();
+
+        assert!(!written.contains("\"text\""), "{written}");
+        assert!(written.contains("\"input_size\":224"), "{written}");
+        assert_eq!(read, config);
     }
 }

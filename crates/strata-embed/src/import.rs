@@ -1,5 +1,5 @@
-//! Importing a sentence-transformers text package, or Resemblyzer's speaker encoder, into the
-//! store as an embedder version.
+//! Importing a sentence-transformers text package or Resemblyzer's speaker encoder into the
+//! store as an embedder version, and the writing steps every embedder import shares.
 //!
 //! Import reads the whole package and builds the model from it first, so a package with a
 //! missing tensor, a bad config or a bad tokenizer never touches the store. Then, holding the
@@ -53,6 +53,7 @@ pub fn import_text_embedder(
         dim,
         text: Some(contents.settings.clone()),
         audio: None,
+        image: None,
         source: EmbedderSource {
             kind: "sentence-transformers".to_string(),
             weights_file: file_name(&contents),
@@ -93,6 +94,7 @@ pub fn import_audio_embedder(
         dim,
         text: None,
         audio: Some(expected_settings()),
+        image: None,
         source: EmbedderSource {
             kind: "resemblyzer".to_string(),
             weights_file: read.file_name.clone(),
@@ -100,13 +102,6 @@ pub fn import_audio_embedder(
         },
     };
     write_version(store, reference, &tensors, &[], &config)
-}
-
-/// A file stored whole as a layer, such as the tokenizer.
-struct LayerFile<'a> {
-    bytes: &'a [u8],
-    media_type: &'static str,
-    title: &'static str,
 }
 
 fn file_name(contents: &PackageContents) -> String {
@@ -117,9 +112,16 @@ fn file_name(contents: &PackageContents) -> String {
     )
 }
 
-/// Stores the tensors, the whole files, the embedder config and the manifest, then moves the
-/// tag.
-fn write_version(
+/// A file stored byte for byte as a layer, such as the model's `config.json`.
+pub(crate) struct LayerFile<'a> {
+    pub(crate) bytes: &'a [u8],
+    pub(crate) media_type: &'static str,
+    /// The file name, written in the layer's title annotation.
+    pub(crate) title: &'static str,
+}
+
+/// Stores the tensors, the files, the embedder config and the manifest, then moves the tag.
+pub(crate) fn write_version(
     store: &Store,
     reference: &Reference,
     tensors: &[SourceTensor<'_>],

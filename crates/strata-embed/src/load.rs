@@ -1,4 +1,5 @@
-//! Loading a stored embedder version back into a [`TextEmbedder`] or an [`AudioEmbedder`].
+//! Loading a stored embedder version back into a [`TextEmbedder`] or an [`AudioEmbedder`], and
+//! the reading steps every embedder load shares.
 //!
 //! Tensor blobs are memory-mapped and copied into candle tensors. Like model loading, this does
 //! not hash them again, so a blob damaged on disk is found by `strata fsck`, not here.
@@ -20,19 +21,14 @@ use crate::text::{TextEmbedder, TextParts};
 
 /// Loads the text embedder version `reference` names, for example `embedder/minilm:latest`.
 pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEmbedder> {
-    let descriptor = store.resolve(reference)?;
-    let manifest = store.read_manifest(&descriptor.digest)?;
-    let context = Context {
-        store,
-        reference: reference.to_string(),
-        digest: descriptor.digest.clone(),
+    let (context, manifest) = Context::open(store, reference)?;
+    let config = context.read_config(&manifest)?;
+    context.check_kind(&config, Modality::Text, "bert")?;
+    let Some(settings) = config.text.clone() else {
+        return Err(context
+            .config_error("the config has no `text` settings".to_string())
+            .into());
     };
-    context.check_artifact_type(&manifest)?;
-    let config = context.read_config(&manifest, Modality::Text, "bert")?;
-    let settings = config
-        .text
-        .clone()
-        .ok_or_else(|| context.config_error("the config has no `text` settings".to_string()))?;
 
     let model_config_layer = context.find_layer(&manifest, media::MODEL_CONFIG_MEDIA_TYPE)?;
     let model_config_json = store.read_blob(&model_config_layer.digest)?;
@@ -45,7 +41,7 @@ pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEm
     let tokenizer_json = store.read_blob(&tokenizer_layer.digest)?;
     let tensors = context.load_tensors(&manifest)?;
 
-    let manifest_path = store.blob_path(&descriptor.digest);
+    let manifest_path = store.blob_path(&context.digest);
     let embedder = TextEmbedder::build(TextParts {
         name: config.name.clone(),
         config: model_config,
@@ -55,21 +51,15 @@ pub fn load_text_embedder(store: &Store, reference: &Reference) -> Result<TextEm
         source: &manifest_path,
     })?;
     context.check_dim(&config, embedder.dim())?;
-    tracing::debug!(%reference, digest = %descriptor.digest, "loaded text embedder");
+    tracing::debug!(%reference, digest = %context.digest, "loaded text embedder");
     Ok(embedder)
 }
 
 /// Loads the audio embedder version `reference` names, for example `embedder/ge2e:latest`.
 pub fn load_audio_embedder(store: &Store, reference: &Reference) -> Result<AudioEmbedder> {
-    let descriptor = store.resolve(reference)?;
-    let manifest = store.read_manifest(&descriptor.digest)?;
-    let context = Context {
-        store,
-        reference: reference.to_string(),
-        digest: descriptor.digest.clone(),
-    };
-    context.check_artifact_type(&manifest)?;
-    let config = context.read_config(&manifest, Modality::Audio, "ge2e")?;
+    let (context, manifest) = Context::open(store, reference)?;
+    let config = context.read_config(&manifest)?;
+    context.check_kind(&config, Modality::Audio, "ge2e")?;
     if config.audio.as_ref() != Some(&expected_settings()) {
         let reason = format!(
             "the audio settings are {:?}, but this embedder runs with {:?}",
@@ -80,21 +70,34 @@ pub fn load_audio_embedder(store: &Store, reference: &Reference) -> Result<Audio
     }
 
     let tensors = context.load_tensors(&manifest)?;
-    let manifest_path = store.blob_path(&descriptor.digest);
+    let manifest_path = store.blob_path(&context.digest);
     let embedder = AudioEmbedder::build(config.name.clone(), tensors, &manifest_path)?;
     context.check_dim(&config, embedder.dim())?;
-    tracing::debug!(%reference, digest = %descriptor.digest, "loaded audio embedder");
+    tracing::debug!(%reference, digest = %context.digest, "loaded audio embedder");
     Ok(embedder)
 }
 
 /// The version being loaded, for reading its blobs and naming it in errors.
-struct Context<'a> {
+pub(crate) struct Context<'a> {
     store: &'a Store,
     reference: String,
-    digest: Digest,
+    pub(crate) digest: Digest,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// Resolves `reference` and reads its manifest, which must be an embedder manifest.
+    pub(crate) fn open(store: &'a Store, reference: &Reference) -> Result<(Self, Manifest)> {
+        let descriptor = store.resolve(reference)?;
+        let manifest = store.read_manifest(&descriptor.digest)?;
+        let context = Context {
+            store,
+            reference: reference.to_string(),
+            digest: descriptor.digest,
+        };
+        context.check_artifact_type(&manifest)?;
+        Ok((context, manifest))
+    }
+
     fn check_artifact_type(&self, manifest: &Manifest) -> Result<(), LoadError> {
         let actual = manifest.artifact_type.as_deref();
         if actual == Some(media::EMBEDDER_ARTIFACT_TYPE) {
@@ -108,13 +111,8 @@ impl Context<'_> {
         })
     }
 
-    /// Reads the embedder config and checks its modality and architecture.
-    fn read_config(
-        &self,
-        manifest: &Manifest,
-        modality: Modality,
-        architecture: &str,
-    ) -> Result<EmbedderConfig> {
+    /// Reads the embedder config.
+    pub(crate) fn read_config(&self, manifest: &Manifest) -> Result<EmbedderConfig> {
         let digest = &manifest.config.digest;
         let bytes = self.store.read_blob(digest)?;
         let config: EmbedderConfig =
@@ -123,23 +121,34 @@ impl Context<'_> {
                 expected: "an embedder config",
                 source,
             })?;
-        if config.modality != modality || config.architecture != architecture {
-            let reason = format!(
-                "the config has modality `{}` and architecture `{}`, expected modality \
-                 `{modality}` and architecture `{architecture}`",
-                config.modality, config.architecture
-            );
-            return Err(self.config_error(reason).into());
-        }
         Ok(config)
     }
 
-    fn check_dim(&self, config: &EmbedderConfig, model_dim: usize) -> Result<(), LoadError> {
-        if config.dim == model_dim {
+    /// Checks that the config describes an embedder of `modality` and `architecture`.
+    pub(crate) fn check_kind(
+        &self,
+        config: &EmbedderConfig,
+        modality: Modality,
+        architecture: &str,
+    ) -> Result<(), LoadError> {
+        if config.modality == modality && config.architecture == architecture {
             return Ok(());
         }
         let reason = format!(
-            "the config says dim {}, but the model's vectors have {model_dim} values",
+            "the embedder has architecture `{}` for {} input, expected `{architecture}` for \
+             {modality} input",
+            config.architecture, config.modality
+        );
+        Err(self.config_error(reason))
+    }
+
+    /// Checks the config's `dim` against the dimension of the built model.
+    pub(crate) fn check_dim(&self, config: &EmbedderConfig, dim: usize) -> Result<(), LoadError> {
+        if config.dim == dim {
+            return Ok(());
+        }
+        let reason = format!(
+            "the config says dim {}, but the model's vectors have {dim}",
             config.dim
         );
         Err(self.config_error(reason))
@@ -162,7 +171,7 @@ impl Context<'_> {
     }
 
     /// Maps every tensor layer and copies it into a candle tensor, keyed by tensor name.
-    fn load_tensors(&self, manifest: &Manifest) -> Result<HashMap<String, Tensor>> {
+    pub(crate) fn load_tensors(&self, manifest: &Manifest) -> Result<HashMap<String, Tensor>> {
         let mut loaded = HashMap::new();
         let layers = manifest.layers.iter();
         for layer in layers.filter(|layer| layer.media_type == media::WEIGHT_MEDIA_TYPE) {
@@ -198,7 +207,7 @@ impl Context<'_> {
         Ok((name, tensor))
     }
 
-    fn config_error(&self, reason: String) -> LoadError {
+    pub(crate) fn config_error(&self, reason: String) -> LoadError {
         LoadError::Config {
             reference: self.reference.clone(),
             digest: self.digest.clone(),
