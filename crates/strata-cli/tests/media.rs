@@ -94,7 +94,7 @@ fn path_str(path: &Path) -> &str {
 }
 
 #[test]
-fn photos_speech_and_a_video_are_found_by_image_and_audio_with_filters() {
+fn media_found_by_image_and_audio() {
     let Some(assets) = assets() else { return };
     let home = home(&assets);
     let home = home.path();

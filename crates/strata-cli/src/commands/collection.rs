@@ -119,6 +119,8 @@ fn add(store: &Store, collections: &Collections, args: &CollectionAddArgs) -> an
     }
     bar.finish_and_clear();
 
+    // NOTE: a video collection's frames and sound are two collections, written one after the
+    // other, so a write error between them leaves the sound added without the frames.
     if !sound.is_empty() {
         let sound_name = embedding::sound_collection(&args.name);
         let count = sound.len();
