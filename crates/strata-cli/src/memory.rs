@@ -127,7 +127,11 @@ pub(crate) fn answer_recalling(
         return Ok(());
     }
     let own = chat.system().map(str::to_owned);
-    set_system(chat, memory::system_with_recalled(own.as_deref(), recalled));
+    let base = own.clone().or_else(|| engine.template().default_system());
+    set_system(
+        chat,
+        memory::system_with_recalled(base.as_deref(), recalled),
+    );
     let answered = answer(engine, chat, message, params);
     set_system(chat, own);
     answered.map(drop)

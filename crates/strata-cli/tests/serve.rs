@@ -767,3 +767,110 @@ fn collections_and_embeddings_over_http() {
     assert_eq!(status, 204);
     assert!(server.stop());
 }
+
+/// Returns the base64 of a copy of `photo` scaled to 120 pixels wide, small enough to pass to
+/// curl as one argument.
+fn small_photo_base64(photo: &Path, scratch: &Path) -> String {
+    let small = scratch.join(photo.file_name().unwrap());
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i"])
+        .arg(photo)
+        .args(["-vf", "scale=120:-1"])
+        .arg(&small)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(
+        status.success(),
+        "ffmpeg could not scale {}",
+        photo.display()
+    );
+    let output = Command::new("base64")
+        .arg("-w0")
+        .arg(&small)
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn image_collection_over_http() {
+    let Some(gguf) = real_gguf() else { return };
+    let var = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
+    let (Some(photos), Some(wheel)) = (
+        var("STRATA_TEST_IMAGES"),
+        var("STRATA_TEST_EFFICIENTNET_WHEEL"),
+    ) else {
+        eprintln!("skipped: set STRATA_TEST_IMAGES and STRATA_TEST_EFFICIENTNET_WHEEL");
+        return;
+    };
+    if Command::new("ffmpeg").arg("-version").output().is_err() {
+        eprintln!("skipped: `ffmpeg` is not installed");
+        return;
+    }
+    let home = home_with_model(&gguf);
+    let cache = home.path().join("cache/pypi-v1");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::copy(&wheel, cache.join(wheel.file_name().unwrap())).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let cat = small_photo_base64(&photos.join("chelsea.png"), scratch.path());
+    let coffee = small_photo_base64(&photos.join("coffee.png"), scratch.path());
+    let server = Server::start(home.path(), &[]);
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections"),
+        Some(json!({"name": "pics", "embedder": "image"})),
+        &[],
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["dim"], 1280, "{body}");
+
+    let points = json!({"points": [
+        {"id": "cat", "image": cat, "payload": {"room": "hall"}},
+        {"id": "coffee", "image": coffee, "payload": {"room": "kitchen"}},
+    ]});
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/pics/points"),
+        Some(points),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["points"], 2, "{body}");
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/pics/search"),
+        Some(json!({"image": cat, "top_k": 1})),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hits"][0]["id"], "cat", "{body}");
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/pics/search"),
+        Some(json!({"text": "a cat"})),
+        &[],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`image`"),
+        "{body}"
+    );
+
+    let (status, body) = curl(
+        "POST",
+        &server.url("/api/collections/pics/points"),
+        Some(json!({"points": [{"id": "bad", "image": "bm90IGFuIGltYWdl"}]})),
+        &[],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["param"], "points[0]", "{body}");
+    let (_, body) = curl("GET", &server.url("/api/collections/pics"), None, &[]);
+    assert_eq!(body["points"], 2, "a refused point changes nothing: {body}");
+    assert!(server.stop());
+}

@@ -115,7 +115,8 @@ impl Recall<'_> {
         let recalled = self.memory.recall(question)?;
         self.recall_seconds += started.elapsed().as_secs_f64();
         self.asked += 1;
-        let system = system_with_recalled(None, &recalled);
+        let default = self.engine.template().default_system();
+        let system = system_with_recalled(default.as_deref(), &recalled);
         let reply = answer::ask(self.engine, system.as_deref(), question, Some(expected))?;
         Ok(Asked {
             answered: answer::contains(&reply, expected),

@@ -117,6 +117,26 @@ impl ChatTemplate {
         ]);
         template.render(context).map_err(render_error)
     }
+
+    /// Returns the system message the template writes when a conversation has none, such as
+    /// SmolLM2's "You are a helpful AI assistant named SmolLM, trained by Hugging Face", or
+    /// `None` when it writes none.
+    ///
+    /// It renders one user turn without a system message and once more with a marker as the
+    /// system message: the default is the text the first rendering has where the second has
+    /// the marker.
+    pub fn default_system(&self) -> Option<String> {
+        const MARKER: &str = "\u{E000}";
+        let user = Message::new("user", "\u{E001}");
+        let without = self.render(std::slice::from_ref(&user), false).ok()?;
+        let with = self
+            .render(&[Message::new("system", MARKER), user], false)
+            .ok()?;
+
+        let (before, after) = with.split_once(MARKER)?;
+        let text = without.strip_prefix(before)?.strip_suffix(after)?;
+        (!text.trim().is_empty()).then(|| text.to_owned())
+    }
 }
 
 /// Hugging Face's Jinja settings: block tags leave no blank lines, the final newline stays.

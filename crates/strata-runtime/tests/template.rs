@@ -158,3 +158,29 @@ fn smollm2_gguf_template_matches_fixture() {
     let expected = render(SMOLLM2_TEMPLATE, &system_and_user()).unwrap();
     assert_eq!(render(source, &system_and_user()).unwrap(), expected);
 }
+
+#[test]
+fn default_system_is_found_where_a_system_message_goes() {
+    let source = "{% if messages[0].role != 'system' %}<sys>Be kind.</sys>{% endif %}\
+                  {% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}";
+    let template = ChatTemplate::new(source, None, None).unwrap();
+    assert_eq!(
+        template.default_system(),
+        None,
+        "the default is outside the system slot"
+    );
+
+    let source = "{% if messages[0].role == 'system' %}<sys>{{ messages[0].content }}</sys>\
+                  {% else %}<sys>Be kind.</sys>{% endif %}\
+                  {% for m in messages %}{% if m.role != 'system' %}<u>{{ m.content }}</u>{% endif %}{% endfor %}";
+    let template = ChatTemplate::new(source, None, None).unwrap();
+    assert_eq!(template.default_system().as_deref(), Some("Be kind."));
+
+    assert_eq!(ChatTemplate::chatml().default_system(), None);
+
+    let smollm2 = ChatTemplate::new(SMOLLM2_TEMPLATE, Some("<s>"), Some("</s>")).unwrap();
+    assert_eq!(
+        smollm2.default_system().as_deref(),
+        Some("You are a helpful AI assistant named SmolLM, trained by Hugging Face")
+    );
+}

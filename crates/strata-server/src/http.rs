@@ -36,24 +36,49 @@ pub struct App {
     pub max_body_bytes: usize,
     /// The text embedder, loaded on first use.
     pub embedder: std::sync::Mutex<Option<Arc<strata_embed::TextEmbedder>>>,
+    /// The image embedder, loaded on first use.
+    pub image_embedder: std::sync::Mutex<Option<Arc<strata_embed::ImageEmbedder>>>,
+    /// The audio embedder, loaded on first use.
+    pub audio_embedder: std::sync::Mutex<Option<Arc<strata_embed::AudioEmbedder>>>,
 }
 
 impl App {
     /// Returns the text embedder, loading it (and on first use fetching it) when needed.
     pub fn text_embedder(&self) -> Result<Arc<strata_embed::TextEmbedder>, ApiError> {
-        let mut slot = self
-            .embedder
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(embedder) = slot.as_ref() {
-            return Ok(embedder.clone());
-        }
-        let embedder = strata_embed::default_text_embedder(&self.store)
-            .map_err(|error| ApiError::internal("-", &error))?;
-        let embedder = Arc::new(embedder);
-        *slot = Some(embedder.clone());
-        Ok(embedder)
+        loaded(&self.embedder, || {
+            strata_embed::default_text_embedder(&self.store)
+        })
     }
+
+    /// Returns the image embedder, loading it (and on first use fetching it) when needed.
+    pub fn image_embedder(&self) -> Result<Arc<strata_embed::ImageEmbedder>, ApiError> {
+        loaded(&self.image_embedder, || {
+            strata_embed::default_image_embedder(&self.store)
+        })
+    }
+
+    /// Returns the audio embedder, loading it (and on first use fetching it) when needed.
+    pub fn audio_embedder(&self) -> Result<Arc<strata_embed::AudioEmbedder>, ApiError> {
+        loaded(&self.audio_embedder, || {
+            strata_embed::default_audio_embedder(&self.store)
+        })
+    }
+}
+
+/// Returns the embedder in `slot`, loading it with `load` the first time.
+fn loaded<T>(
+    slot: &std::sync::Mutex<Option<Arc<T>>>,
+    load: impl FnOnce() -> strata_embed::Result<T>,
+) -> Result<Arc<T>, ApiError> {
+    let mut slot = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(embedder) = slot.as_ref() {
+        return Ok(embedder.clone());
+    }
+    let embedder = Arc::new(load().map_err(|error| ApiError::internal("-", &error))?);
+    *slot = Some(embedder.clone());
+    Ok(embedder)
 }
 
 /// Shared application state.

@@ -138,6 +138,8 @@ pub async fn serve(
         api_key: config.api_key.clone(),
         max_body_bytes: config.max_body_bytes,
         embedder: std::sync::Mutex::new(None),
+        image_embedder: std::sync::Mutex::new(None),
+        audio_embedder: std::sync::Mutex::new(None),
     });
     let router = router(app.clone());
     tracing::info!(address = %bound, "strata server listening");

@@ -1,5 +1,6 @@
 //! Embedding collections through the API: create, list, show, delete, upsert points (vectors,
-//! or texts the collection's embedder turns into vectors), delete points, and search.
+//! or texts, images or audio clips the collection's embedder turns into vectors), delete
+//! points, and search. Images and audio clips travel as the base64 of their file's bytes.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,9 +15,19 @@ use strata_embed::Embedder;
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{App, AppState, JsonBody, RequestId, blocking};
+use crate::native::media::{Media, embed_media};
 
-/// The only embedder a collection may name besides none: text, all-MiniLM-L6-v2.
+/// The text embedder, all-MiniLM-L6-v2.
 const TEXT: &str = "text";
+
+/// The image embedder, EfficientNet-Lite0.
+const IMAGE: &str = "image";
+
+/// The audio embedder, Resemblyzer's GE2E speaker encoder.
+const AUDIO: &str = "audio";
+
+/// A video collection, filled by the CLI: its frames are image vectors.
+const VIDEO: &str = "video";
 
 /// Body of `POST /api/collections`.
 #[derive(Debug, Deserialize)]
@@ -24,7 +35,7 @@ const TEXT: &str = "text";
 pub struct CreateCollection {
     /// Collection name.
     pub name: String,
-    /// `text` (the default) or `none`.
+    /// `text` (the default), `image`, `audio` or `none`.
     #[serde(default)]
     pub embedder: Option<String>,
     /// Vector length; required with `none`.
@@ -35,7 +46,8 @@ pub struct CreateCollection {
     pub metric: Option<String>,
 }
 
-/// One point of `POST /api/collections/{name}/points`: a vector, or a text to embed.
+/// One point of `POST /api/collections/{name}/points`: a vector, or a text, an image or an
+/// audio clip to embed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPoint {
@@ -47,6 +59,12 @@ pub struct NewPoint {
     /// Text, for a text collection.
     #[serde(default)]
     pub text: Option<String>,
+    /// A PNG or JPEG file as base64, for an image collection.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A WAV file as base64, for an audio collection; the whole clip becomes one vector.
+    #[serde(default)]
+    pub audio: Option<String>,
     /// The payload.
     #[serde(default)]
     pub payload: Map<String, Value>,
@@ -75,6 +93,12 @@ pub struct Search {
     /// Text query, for a text collection.
     #[serde(default)]
     pub text: Option<String>,
+    /// A PNG or JPEG file as base64, for an image or video collection.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// A WAV file as base64, for an audio collection.
+    #[serde(default)]
+    pub audio: Option<String>,
     /// Vector query.
     #[serde(default)]
     pub vector: Option<Vec<f32>>,
@@ -122,12 +146,16 @@ pub async fn create(
             ("none", None) => {
                 return Err(ApiError::invalid("dim", "`embedder: none` needs `dim`"));
             }
-            (TEXT, dim) => {
-                let own = app.text_embedder()?.dim();
+            (kind @ (TEXT | IMAGE | AUDIO), dim) => {
+                let own = match kind {
+                    TEXT => app.text_embedder()?.dim(),
+                    IMAGE => app.image_embedder()?.dim(),
+                    _ => app.audio_embedder()?.dim(),
+                };
                 if dim.is_some_and(|dim| dim != own) {
                     return Err(ApiError::invalid(
                         "dim",
-                        format!("the text embedder makes {own}-value vectors; leave `dim` out"),
+                        format!("the {kind} embedder makes {own}-value vectors; leave `dim` out"),
                     ));
                 }
                 own
@@ -135,13 +163,15 @@ pub async fn create(
             (other, _) => {
                 return Err(ApiError::invalid(
                     "embedder",
-                    format!("`{other}` is not `text` or `none`"),
+                    format!(
+                        "`{other}` is not `text`, `image`, `audio` or `none`; create video collections with `strata collection create`"
+                    ),
                 ));
             }
         };
         let mut spec = CollectionSpec::new(dim, metric);
-        if embedder == TEXT {
-            spec = spec.with_embedder(TEXT);
+        if embedder != "none" {
+            spec = spec.with_embedder(embedder.as_str());
         }
         Collections::open(&app.store)
             .create(&body.name, spec)
@@ -231,19 +261,13 @@ pub async fn search(
     let results = blocking(&id.0, move || {
         let collections = Collections::open(&app.store);
         let info = collections.info(&name).map_err(error)?;
-        let query = match (body.text, body.vector) {
-            (Some(text), None) if info.embedder.as_deref() == Some(TEXT) => {
-                embed(&app, &text, "text")?
-            }
-            (Some(_), None) => {
-                return Err(ApiError::invalid(
-                    "text",
-                    format!("collection `{name}` has no text embedder; give `vector`"),
-                ));
-            }
-            (None, Some(vector)) => vector,
-            _ => return Err(ApiError::invalid("text", "give one of `text` and `vector`")),
+        let given = Given {
+            vector: body.vector,
+            text: body.text,
+            image: body.image,
+            audio: body.audio,
         };
+        let query = vector_of(&app, &info, given, "query")?;
         let options = SearchOptions {
             top_k: body.top_k.unwrap_or(10),
             filter,
@@ -265,29 +289,79 @@ pub async fn search(
     })))
 }
 
-/// Turns the request's points into collection points, embedding texts.
+/// Turns the request's points into collection points, embedding texts, images and clips.
 fn points_of(app: &App, info: &CollectionInfo, points: Vec<NewPoint>) -> ApiResult<Vec<Point>> {
-    let texts = info.embedder.as_deref() == Some(TEXT);
     let mut out = Vec::with_capacity(points.len());
     for (index, point) in points.into_iter().enumerate() {
         let field = format!("points[{index}]");
-        let vector = match (point.vector, point.text) {
-            (Some(vector), None) => vector,
-            (None, Some(text)) if texts => embed(app, &text, &field)?,
-            (None, Some(_)) => {
-                return Err(ApiError::invalid(
-                    &field,
-                    format!(
-                        "collection `{}` has no text embedder; give `vector`",
-                        info.name
-                    ),
-                ));
-            }
-            _ => return Err(ApiError::invalid(&field, "give one of `vector` and `text`")),
+        let given = Given {
+            vector: point.vector,
+            text: point.text,
+            image: point.image,
+            audio: point.audio,
         };
+        let vector = vector_of(app, info, given, &field)?;
         out.push(Point::new(point.id, vector).with_payload(point.payload));
     }
     Ok(out)
+}
+
+/// The forms a point or a query may take; exactly one is given.
+struct Given {
+    vector: Option<Vec<f32>>,
+    text: Option<String>,
+    image: Option<String>,
+    audio: Option<String>,
+}
+
+/// Returns the vector of a point or query, embedding it with the collection's embedder.
+fn vector_of(app: &App, info: &CollectionInfo, given: Given, field: &str) -> ApiResult<Vec<f32>> {
+    let embedder = info.embedder.as_deref().unwrap_or("none");
+    let accepts = |kinds: &[&str]| kinds.contains(&embedder);
+    match given {
+        Given {
+            vector: Some(vector),
+            text: None,
+            image: None,
+            audio: None,
+        } => Ok(vector),
+        Given {
+            vector: None,
+            text: Some(text),
+            image: None,
+            audio: None,
+        } if accepts(&[TEXT]) => embed(app, &text, field),
+        Given {
+            vector: None,
+            text: None,
+            image: Some(image),
+            audio: None,
+        } if accepts(&[IMAGE, VIDEO]) => embed_media(app, Media::Image, &image, field),
+        Given {
+            vector: None,
+            text: None,
+            image: None,
+            audio: Some(audio),
+        } if accepts(&[AUDIO]) => embed_media(app, Media::Audio, &audio, field),
+        _ => Err(ApiError::invalid(
+            field,
+            format!(
+                "collection `{}` (embedder {embedder}) takes {}",
+                info.name,
+                accepted_forms(embedder)
+            ),
+        )),
+    }
+}
+
+/// Names the forms a collection embedded by `embedder` accepts.
+fn accepted_forms(embedder: &str) -> &'static str {
+    match embedder {
+        TEXT => "one of `vector` and `text`",
+        IMAGE | VIDEO => "one of `vector` and `image` (base64 of a PNG or JPEG file)",
+        AUDIO => "one of `vector` and `audio` (base64 of a WAV file)",
+        _ => "`vector`",
+    }
 }
 
 fn embed(app: &App, text: &str, field: &str) -> ApiResult<Vec<f32>> {

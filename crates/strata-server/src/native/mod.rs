@@ -3,6 +3,7 @@
 
 pub mod collections;
 pub mod learning;
+pub mod media;
 pub mod sessions;
 pub mod snapshots;
 pub mod versions;
