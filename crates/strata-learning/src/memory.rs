@@ -243,7 +243,10 @@ pub fn system_with_recalled(system: Option<&str>, recalled: &[Recalled]) -> Opti
     if recalled.is_empty() {
         return system.map(str::to_owned);
     }
-    let mut text = String::from(system.unwrap_or(DEFAULT_SYSTEM));
+    let mut text = String::from(system.unwrap_or(DEFAULT_SYSTEM).trim_end());
+    if !text.ends_with(['.', '!', '?']) {
+        text.push('.');
+    }
     for entry in recalled {
         let fact = &entry.fact;
         match &fact.statement {
@@ -412,6 +415,11 @@ mod tests {
         );
         let default = system_with_recalled(None, &recalled[..1]).unwrap();
         assert!(default.starts_with(DEFAULT_SYSTEM), "{default}");
+        let unfinished = system_with_recalled(Some("You are SmolLM"), &recalled[..1]).unwrap();
+        assert!(
+            unfinished.starts_with("You are SmolLM. What"),
+            "{unfinished}"
+        );
         assert_eq!(system_with_recalled(None, &[]), None);
         assert_eq!(
             system_with_recalled(Some("Be brief."), &[]).as_deref(),
