@@ -236,9 +236,9 @@ impl<'a> Memory<'a> {
 /// or `system` unchanged when nothing was recalled.
 ///
 /// A small model uses a fact given in the system message more often than one written in front
-/// of the question: on 24 facts of the shared eval set, SmolLM2-135M answered 83% of the exact
-/// questions and 81% of the paraphrases this way, against 71% and 68% with the facts in the
-/// user's message (docs/learning.md).
+/// of the question: with 64 facts stored, SmolLM2-135M answered 73% of the exact questions and
+/// 67% of the paraphrases this way, against 61% and 64% with the facts in the user's message
+/// (docs/learning.md).
 pub fn system_with_recalled(system: Option<&str>, recalled: &[Recalled]) -> Option<String> {
     if recalled.is_empty() {
         return system.map(str::to_owned);
