@@ -97,7 +97,7 @@ pub(crate) fn audio_embedder(store: &Store) -> anyhow::Result<AudioEmbedder> {
     Ok(strata_embed::default_audio_embedder(store)?)
 }
 
-/// Returns the number of values in the vectors of `kind`; a video collection holds frames.
+/// Returns the number of values in the vectors of `kind`. A video collection contains frames.
 pub(crate) fn dim(store: &Store, kind: EmbedderKind) -> anyhow::Result<usize> {
     match kind {
         EmbedderKind::Text => Ok(text_embedder(store)?.dim()),
@@ -107,7 +107,7 @@ pub(crate) fn dim(store: &Store, kind: EmbedderKind) -> anyhow::Result<usize> {
     }
 }
 
-/// The name of the collection that holds the sound of the videos of collection `name`.
+/// Returns the name of the collection that contains the sound of video collection `name`.
 pub(crate) fn sound_collection(name: &str) -> String {
     format!("{name}.sound")
 }

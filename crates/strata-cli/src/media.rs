@@ -104,7 +104,7 @@ fn single(embedded: Vec<Embedded>, file: &Path) -> anyhow::Result<Vec<f32>> {
     Ok(mean)
 }
 
-/// A point for the part of `file` at `offset` seconds; its id is `FILE@OFFSETs`.
+/// Builds the point of the part of `file` at `offset` seconds, with the id `FILE@OFFSETs`.
 fn part_point(file: &Path, kind: &str, offset: f64, vector: Vec<f32>) -> Point {
     let id = format!("{}@{offset}s", file.display());
     Point::new(id, vector).with_payload(payload(file, kind, Some(offset)))
@@ -134,7 +134,7 @@ mod tests {
     }
 
     #[test]
-    fn one_vector_stays_and_several_average_to_unit_length() {
+    fn single_averages_to_unit_length() {
         let one = vec![Embedded::whole(vec![0.6, 0.8])];
         assert_eq!(single(one, Path::new("x")).unwrap(), [0.6, 0.8]);
 

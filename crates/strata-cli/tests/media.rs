@@ -42,7 +42,7 @@ fn assets() -> Option<Assets> {
     })
 }
 
-/// A store whose wheel cache holds the embedders' wheels.
+/// Creates a store whose wheel cache contains the embedders' wheels.
 fn home(assets: &Assets) -> tempfile::TempDir {
     let home = tempfile::tempdir().unwrap();
     strata_ok(home.path(), &["collection", "list"]);

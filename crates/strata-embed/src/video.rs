@@ -31,7 +31,7 @@ pub enum VideoError {
     Decode {
         /// The video.
         path: PathBuf,
-        /// What ffmpeg printed, trimmed.
+        /// ffmpeg's error output, trimmed.
         message: String,
     },
 
@@ -134,7 +134,7 @@ fn has_audio(path: &Path) -> Result<bool, VideoError> {
     }
 }
 
-/// Reports whether an ffmpeg message says a stream the command mapped does not exist.
+/// Reports whether an ffmpeg message reports that a stream the command mapped does not exist.
 fn names_missing_stream(message: &str) -> bool {
     message.contains("matches no streams") || message.contains("does not contain any stream")
 }

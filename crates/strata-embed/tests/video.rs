@@ -82,7 +82,7 @@ fn silent_clip_has_no_sound_track() {
 }
 
 #[test]
-fn a_file_that_is_not_a_video_names_itself() {
+fn non_video_error_names_file() {
     if !have_ffmpeg() {
         eprintln!("skipped: ffmpeg is not installed");
         return;

@@ -236,7 +236,7 @@ impl<'a> Memory<'a> {
 /// or `system` unchanged when nothing was recalled.
 ///
 /// A small model uses a fact given in the system message more often than one written in front
-/// of the question: with 64 facts stored, SmolLM2-135M answered 73% of the exact questions and
+/// of the question. With 64 facts stored, SmolLM2-135M answered 73% of the exact questions and
 /// 67% of the paraphrases this way, against 61% and 64% with the facts in the user's message
 /// (docs/learning.md).
 pub fn system_with_recalled(system: Option<&str>, recalled: &[Recalled]) -> Option<String> {
@@ -428,7 +428,7 @@ mod tests {
     }
 
     #[test]
-    fn facts_of_earlier_sessions_are_taken_off_the_message() {
+    fn without_recalled_strips_old_heading() {
         let text = "Facts you were taught:\n- What is the capital of Sevzaria? Durvelton\n\nCapital of Sevzaria?";
         assert_eq!(without_recalled(text), "Capital of Sevzaria?");
         assert_eq!(without_recalled("plain"), "plain");

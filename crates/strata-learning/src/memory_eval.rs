@@ -65,13 +65,13 @@ pub fn run(
     let mut recalled_exact = Score::default();
     let mut recalled_paraphrases = Score::default();
     for fact in facts {
-        let asked = recall.answers(&fact.question, &fact.answer)?;
-        efficacy.add(asked.answered);
-        recalled_exact.add(asked.found(fact));
+        let outcome = recall.answers(&fact.question, &fact.answer)?;
+        efficacy.add(outcome.answered);
+        recalled_exact.add(outcome.found(fact));
         for paraphrase in &fact.paraphrases {
-            let asked = recall.answers(paraphrase, &fact.answer)?;
-            generalization.add(asked.answered);
-            recalled_paraphrases.add(asked.found(fact));
+            let outcome = recall.answers(paraphrase, &fact.answer)?;
+            generalization.add(outcome.answered);
+            recalled_paraphrases.add(outcome.found(fact));
         }
     }
 
@@ -82,9 +82,9 @@ pub fn run(
         if !answer::contains(&alone, &control.answer) {
             continue;
         }
-        let asked = recall.answers(&control.question, &control.answer)?;
-        controls_kept.add(asked.answered);
-        controls_with_recall += usize::from(!asked.recalled.is_empty());
+        let outcome = recall.answers(&control.question, &control.answer)?;
+        controls_kept.add(outcome.answered);
+        controls_with_recall += usize::from(!outcome.recalled.is_empty());
     }
 
     Ok(MemoryReport {
@@ -110,7 +110,7 @@ struct Recall<'a> {
 
 impl Recall<'_> {
     /// Asks `question` with what the memory recalls for it.
-    fn answers(&mut self, question: &str, expected: &str) -> Result<Asked> {
+    fn answers(&mut self, question: &str, expected: &str) -> Result<Outcome> {
         let started = Instant::now();
         let recalled = self.memory.recall(question)?;
         self.recall_seconds += started.elapsed().as_secs_f64();
@@ -118,7 +118,7 @@ impl Recall<'_> {
         let default = self.engine.template().default_system();
         let system = system_with_recalled(default.as_deref(), &recalled);
         let reply = answer::ask(self.engine, system.as_deref(), question, Some(expected))?;
-        Ok(Asked {
+        Ok(Outcome {
             answered: answer::contains(&reply, expected),
             recalled: recalled
                 .into_iter()
@@ -129,14 +129,14 @@ impl Recall<'_> {
 }
 
 /// The outcome of one question asked with recall.
-struct Asked {
-    /// Whether the reply has the expected answer.
+struct Outcome {
+    /// Whether the reply contains the expected answer.
     answered: bool,
     /// The questions of the facts recalled for it.
     recalled: Vec<String>,
 }
 
-impl Asked {
+impl Outcome {
     /// Reports whether recall found `fact`.
     fn found(&self, fact: &Fact) -> bool {
         self.recalled

@@ -160,7 +160,7 @@ fn smollm2_gguf_template_matches_fixture() {
 }
 
 #[test]
-fn default_system_is_found_where_a_system_message_goes() {
+fn default_system_found_in_slot() {
     let source = "{% if messages[0].role != 'system' %}<sys>Be kind.</sys>{% endif %}\
                   {% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}";
     let template = ChatTemplate::new(source, None, None).unwrap();

@@ -69,7 +69,7 @@ fn create(
     Ok(())
 }
 
-/// Creates the collection that holds the sound tracks of video collection `name`.
+/// Creates the collection that contains the sound tracks of video collection `name`.
 fn create_sound_collection(
     store: &Store,
     collections: &Collections,

@@ -261,13 +261,13 @@ pub async fn search(
     let results = blocking(&id.0, move || {
         let collections = Collections::open(&app.store);
         let info = collections.info(&name).map_err(error)?;
-        let given = Given {
+        let source = VectorSource {
             vector: body.vector,
             text: body.text,
             image: body.image,
             audio: body.audio,
         };
-        let query = vector_of(&app, &info, given, "query")?;
+        let query = vector_of(&app, &info, source, "query")?;
         let options = SearchOptions {
             top_k: body.top_k.unwrap_or(10),
             filter,
@@ -294,20 +294,20 @@ fn points_of(app: &App, info: &CollectionInfo, points: Vec<NewPoint>) -> ApiResu
     let mut out = Vec::with_capacity(points.len());
     for (index, point) in points.into_iter().enumerate() {
         let field = format!("points[{index}]");
-        let given = Given {
+        let source = VectorSource {
             vector: point.vector,
             text: point.text,
             image: point.image,
             audio: point.audio,
         };
-        let vector = vector_of(app, info, given, &field)?;
+        let vector = vector_of(app, info, source, &field)?;
         out.push(Point::new(point.id, vector).with_payload(point.payload));
     }
     Ok(out)
 }
 
-/// The forms a point or a query may take; exactly one is given.
-struct Given {
+/// The forms a point or a query may take. A request sets exactly one of them.
+struct VectorSource {
     vector: Option<Vec<f32>>,
     text: Option<String>,
     image: Option<String>,
@@ -315,29 +315,34 @@ struct Given {
 }
 
 /// Returns the vector of a point or query, embedding it with the collection's embedder.
-fn vector_of(app: &App, info: &CollectionInfo, given: Given, field: &str) -> ApiResult<Vec<f32>> {
+fn vector_of(
+    app: &App,
+    info: &CollectionInfo,
+    source: VectorSource,
+    field: &str,
+) -> ApiResult<Vec<f32>> {
     let embedder = info.embedder.as_deref().unwrap_or("none");
     let accepts = |kinds: &[&str]| kinds.contains(&embedder);
-    match given {
-        Given {
+    match source {
+        VectorSource {
             vector: Some(vector),
             text: None,
             image: None,
             audio: None,
         } => Ok(vector),
-        Given {
+        VectorSource {
             vector: None,
             text: Some(text),
             image: None,
             audio: None,
         } if accepts(&[TEXT]) => embed(app, &text, field),
-        Given {
+        VectorSource {
             vector: None,
             text: None,
             image: Some(image),
             audio: None,
         } if accepts(&[IMAGE, VIDEO]) => embed_media(app, Media::Image, &image, field),
-        Given {
+        VectorSource {
             vector: None,
             text: None,
             image: None,
