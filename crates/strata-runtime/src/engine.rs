@@ -5,6 +5,7 @@
 //! rendered so far, so each turn feeds only the tokens the cache does not hold yet.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use candle_core::Device;
@@ -24,12 +25,12 @@ use crate::train::{AdapterSet, LoraConfig};
 /// Capacity of a new chat's cache, in positions, before its first growth.
 const INITIAL_CACHE_POSITIONS: usize = 512;
 
-/// A model version loaded for generation.
-#[derive(Debug)]
+/// A model version loaded for generation. Clones share the weights, tokenizer and template.
+#[derive(Clone, Debug)]
 pub struct Engine {
     model: Llama,
     tokenizer: ChatTokenizer,
-    template: ChatTemplate,
+    template: Arc<ChatTemplate>,
     config: ModelConfig,
     manifest_digest: Digest,
     reference: Reference,
@@ -67,10 +68,26 @@ impl Engine {
         Ok(Engine {
             model,
             tokenizer,
-            template,
+            template: Arc::new(template),
             config: loaded.config.clone(),
             manifest_digest: loaded.manifest_digest.clone(),
             reference: loaded.reference.clone(),
+        })
+    }
+
+    /// Returns a copy of this engine with `adapters` attached over its own, sharing the
+    /// weights, tokenizer and template. A version's lesson adapters run this way, one copy per
+    /// lesson, chosen per message.
+    pub fn with_adapters(&self, adapters: &AdapterSet) -> Result<Engine> {
+        let mut model = self.model.clone();
+        adapters.attach(&mut model)?;
+        Ok(Engine {
+            model,
+            tokenizer: self.tokenizer.clone(),
+            template: self.template.clone(),
+            config: self.config.clone(),
+            manifest_digest: self.manifest_digest.clone(),
+            reference: self.reference.clone(),
         })
     }
 

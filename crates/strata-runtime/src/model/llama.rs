@@ -165,7 +165,7 @@ impl Weights<'_> {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Attention {
     q_proj: Linear,
     k_proj: Linear,
@@ -342,7 +342,7 @@ impl Attention {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Mlp {
     gate_proj: Linear,
     up_proj: Linear,
@@ -388,7 +388,7 @@ impl Mlp {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct DecoderLayer {
     attention_norm: Tensor,
     attention: Attention,
@@ -456,7 +456,10 @@ impl DecoderLayer {
 }
 
 /// A loaded llama-family decoder.
-#[derive(Debug)]
+///
+/// Cloning is cheap: the clone shares every weight, and attaching an adapter to it leaves the
+/// original as it was.
+#[derive(Clone, Debug)]
 pub struct Llama {
     /// Token embedding dequantized to f32, `[vocab, hidden]`, for row lookups.
     embedding: Tensor,

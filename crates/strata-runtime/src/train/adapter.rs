@@ -1,5 +1,6 @@
 //! LoRA adapter sets: where adapters sit, their matrices, and the tensor names they are stored
-//! under (`blk.N.attn_q.lora_a` and `blk.N.attn_q.lora_b`, f32).
+//! under (`blk.N.attn_q.lora_a` and `blk.N.attn_q.lora_b`, f32, behind a prefix such as
+//! `lesson.3.` when a version holds one set per lesson).
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -129,14 +130,29 @@ impl AdapterSet {
         tensors: &TensorSet,
         device: &Device,
     ) -> Result<AdapterSet> {
+        AdapterSet::from_prefixed(config, tensors, "", device)
+    }
+
+    /// Reads every adapter `config` places from the version's tensors whose names start with
+    /// `prefix`, such as `lesson.3.`.
+    pub fn from_prefixed(
+        config: LoraConfig,
+        tensors: &TensorSet,
+        prefix: &str,
+        device: &Device,
+    ) -> Result<AdapterSet> {
+        let names = |layer, projection| {
+            let (a, b) = tensor_names(layer, projection);
+            (format!("{prefix}{a}"), format!("{prefix}{b}"))
+        };
         let mut entries = Vec::new();
         for layer in config.first_layer.. {
-            let (first_a, _) = tensor_names(layer, config.targets[0]);
+            let (first_a, _) = names(layer, config.targets[0]);
             if tensors.get(&first_a).is_none() {
                 break;
             }
             for &projection in &config.targets {
-                let (a_name, b_name) = tensor_names(layer, projection);
+                let (a_name, b_name) = names(layer, projection);
                 let a = read_f32(tensors, &a_name, device)?;
                 let b = read_f32(tensors, &b_name, device)?;
                 entries.push(AdapterWeights {
@@ -149,7 +165,7 @@ impl AdapterSet {
         }
         if entries.is_empty() {
             let reason = format!(
-                "the version's config names adapters from layer {} but it has no adapter tensors",
+                "the version's config names adapters `{prefix}blk.{}.*` but it has no such tensors",
                 config.first_layer
             );
             return Err(Error::Lora { reason });
@@ -159,9 +175,15 @@ impl AdapterSet {
 
     /// Returns every matrix as `(name, shape, little-endian f32 bytes)`, in a stable order.
     pub fn to_tensors(&self) -> Result<Vec<StoredTensor>> {
+        self.to_prefixed("")
+    }
+
+    /// Returns every matrix like [`AdapterSet::to_tensors`], each name behind `prefix`.
+    pub fn to_prefixed(&self, prefix: &str) -> Result<Vec<StoredTensor>> {
         let mut tensors = Vec::with_capacity(self.entries.len() * 2);
         for entry in &self.entries {
             let (a_name, b_name) = tensor_names(entry.layer, entry.projection);
+            let (a_name, b_name) = (format!("{prefix}{a_name}"), format!("{prefix}{b_name}"));
             tensors.push((a_name, entry.a.dims().to_vec(), f32_bytes(&entry.a)?));
             tensors.push((b_name, entry.b.dims().to_vec(), f32_bytes(&entry.b)?));
         }
