@@ -79,6 +79,10 @@ pub struct StrataConfig {
     /// The LoRA adapters the version's `*.lora_a` and `*.lora_b` tensors form, when it has any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adapter: Option<AdapterInfo>,
+    /// The lessons whose adapters (`lesson.N.*` tensors) run only on messages close to the
+    /// lesson's questions, when the version has learned any that way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<RoutesInfo>,
     /// What produced a learned version: its lesson, training settings and gate figures, as the
     /// learning crate writes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -96,6 +100,21 @@ pub struct AdapterInfo {
     pub first_layer: usize,
     /// Adapted projections of each layer: `q`, `k`, `v`, `o`, `gate`, `up`, `down`.
     pub targets: Vec<String>,
+}
+
+/// Lesson adapters chosen per message by comparing the message's embedding with each lesson's
+/// keys.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoutesInfo {
+    /// Name of the text embedder the keys were made with.
+    pub embedder: String,
+    /// Lowest cosine similarity between a message and a key for the key's lesson to run.
+    pub threshold: f32,
+    /// Placement and size shared by every lesson's adapters.
+    pub adapter: AdapterInfo,
+    /// The lessons, oldest first: lesson `N` has the adapters `lesson.N.blk.*` and the unit
+    /// key vectors `lesson.N.keys`, `[keys, dim]`.
+    pub lessons: Vec<u32>,
 }
 
 /// A blob the config refers to; gc treats every `digest` field in a config as reachable.

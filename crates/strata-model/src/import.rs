@@ -304,6 +304,7 @@ fn build_config(
             parent: None,
             source: draft.source.clone(),
             adapter: None,
+            routes: None,
             learning: None,
         },
     }

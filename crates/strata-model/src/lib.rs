@@ -17,7 +17,7 @@ pub mod media;
 pub mod tensor;
 pub mod tokenizer_json;
 
-pub use config::{AdapterInfo, Architecture, Hyperparameters, ModelConfig, RopeStyle};
+pub use config::{AdapterInfo, Architecture, Hyperparameters, ModelConfig, RopeStyle, RoutesInfo};
 pub use dtype::GgmlType;
 pub use error::{ModelError, Result};
 pub use tensor::{SharedBytes, TensorSet, TensorView};
