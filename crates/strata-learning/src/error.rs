@@ -57,6 +57,12 @@ pub enum LearnError {
         /// The problem.
         reason: String,
     },
+    /// Messages could not be matched to lessons.
+    #[error("lesson routing: {reason}")]
+    Routing {
+        /// The problem.
+        reason: String,
+    },
     /// A version is not a model version strata can learn on.
     #[error("`{reference}`: {reason}")]
     Version {

@@ -5,7 +5,6 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use strata_model::load::LoadedModel;
 use strata_runtime::engine::Engine;
 use strata_store::{Reference, Store};
 
@@ -14,6 +13,7 @@ use crate::error::Result;
 use crate::gate;
 use crate::learn::{Event, LearnOptions, Learner};
 use crate::lesson::{Fact, Lesson, LessonSource};
+use crate::routing::RoutedModel;
 
 /// Settings of an evaluation.
 #[derive(Clone, Debug)]
@@ -158,13 +158,14 @@ pub fn run(
     store.set_tag(&tag, &base)?;
 
     events(EvalEvent::Baseline);
-    let engine = load(store, &tag)?;
+    let model = RoutedModel::open(store, &tag)?;
     let controls = &options.learn.controls;
-    let base_controls = gate::ask_all(&engine, controls)?;
-    let base_efficacy = Score::of(&gate::ask_all(&engine, &options.facts)?);
-    let base_generalization = Score::of(&gate::ask_all(&engine, &paraphrases(&options.facts))?);
-    let (in_context_efficacy, in_context_generalization) = in_context(&engine, &options.facts)?;
-    drop(engine);
+    let base_controls = gate::ask_routed(&model, controls)?;
+    let base_efficacy = Score::of(&gate::ask_routed(&model, &options.facts)?);
+    let base_generalization = Score::of(&gate::ask_routed(&model, &paraphrases(&options.facts))?);
+    let (in_context_efficacy, in_context_generalization) =
+        in_context(model.base(), &options.facts)?;
+    drop(model);
 
     let mut learner = Learner::new(store.clone());
     let mut report = EvalReport {
@@ -240,8 +241,8 @@ fn measure(
     controls: &[Fact],
     report: &EvalReport,
 ) -> Result<Checkpoint> {
-    let engine = load(store, tag)?;
-    let control_checks = gate::ask_all(&engine, controls)?;
+    let model = RoutedModel::open(store, tag)?;
+    let control_checks = gate::ask_routed(&model, controls)?;
     let kept = control_checks
         .iter()
         .zip(base_controls)
@@ -260,9 +261,9 @@ fn measure(
     Ok(Checkpoint {
         lessons: all.len(),
         committed: report.lessons.iter().filter(|l| l.committed).count(),
-        efficacy: Score::of(&gate::ask_all(&engine, block)?),
-        generalization: Score::of(&gate::ask_all(&engine, &paraphrases(block))?),
-        retention: Score::of(&gate::ask_all(&engine, all)?),
+        efficacy: Score::of(&gate::ask_routed(&model, block)?),
+        generalization: Score::of(&gate::ask_routed(&model, &paraphrases(block))?),
+        retention: Score::of(&gate::ask_routed(&model, all)?),
         controls_kept: Score {
             passed: kept,
             total: base_passed,
@@ -305,9 +306,4 @@ fn in_context(engine: &Engine, facts: &[Fact]) -> Result<(Score, Score)> {
         }
     }
     Ok((exact, reworded))
-}
-
-fn load(store: &Store, reference: &Reference) -> Result<Engine> {
-    let loaded = LoadedModel::open(store, reference)?;
-    Ok(Engine::load(&loaded)?)
 }

@@ -1,9 +1,12 @@
 //! The evaluation gate a trained candidate must pass before it is committed.
 //!
-//! Four checks, each against figures of the parent version. The lesson's questions are
-//! answered from a fresh chat. Facts of earlier lessons the parent knew are still known. Control
+//! Four checks, each against figures of the parent version, on the candidate as it will run:
+//! every message routed to the lesson it is closest to. The lesson's questions are answered
+//! from a fresh chat. Facts of earlier lessons the parent knew are still known. Control
 //! questions the parent answered are still answered. Perplexity on held-out text rises by no
-//! more than a threshold.
+//! more than a threshold. A question or held-out window whose route the new lesson does not
+//! change meets exactly the weights it met in the parent, so only those it takes over are asked
+//! or measured again.
 
 use std::time::Instant;
 
@@ -12,8 +15,9 @@ use strata_runtime::engine::Engine;
 
 use crate::answer;
 use crate::error::Result;
-use crate::heldout::PerplexityProbe;
+use crate::heldout::{PerplexityProbe, WindowLoss, perplexity_of};
 use crate::lesson::Fact;
+use crate::routing::RoutedModel;
 
 /// Thresholds of the gate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,14 @@ pub struct Check {
     pub reply: String,
     /// Whether the reply contains the answer.
     pub passed: bool,
+    /// False when the question was not asked because its route did not change; `passed` is
+    /// then the parent's result.
+    #[serde(default = "asked_default")]
+    pub asked: bool,
+}
+
+fn asked_default() -> bool {
+    true
 }
 
 /// The parent's knowledge, which the candidate is held to.
@@ -84,6 +96,9 @@ pub struct GateReport {
     pub heldout: String,
     /// One line per failed check, empty when the gate passed.
     pub failures: Vec<String>,
+    /// Held-out windows routed to a lesson, whose loss was measured with its adapters.
+    #[serde(default)]
+    pub windows_routed: usize,
     /// Wall time of the gate.
     pub seconds: f64,
 }
@@ -121,35 +136,124 @@ impl GateReport {
 
 /// Asks every fact's question of `engine` and records whether each answer came back.
 pub fn ask_all(engine: &Engine, facts: &[Fact]) -> Result<Vec<Check>> {
+    facts.iter().map(|fact| ask_one(engine, fact)).collect()
+}
+
+/// Asks every fact's question of `model`, each routed to the lesson it is closest to.
+pub fn ask_routed(model: &RoutedModel, facts: &[Fact]) -> Result<Vec<Check>> {
     facts
         .iter()
         .map(|fact| {
-            let reply = answer::ask(engine, None, &fact.question, Some(&fact.answer))?;
-            Ok(Check {
-                question: fact.question.clone(),
-                expected: fact.answer.clone(),
-                passed: answer::contains(&reply, &fact.answer),
-                reply,
-            })
+            let (_, engine) = model.engine_for(&fact.question)?;
+            ask_one(&engine, fact)
         })
         .collect()
 }
 
-/// Runs the four checks on `candidate`.
-pub fn run(
-    candidate: &Engine,
-    lesson: &[Fact],
-    earlier: &[Fact],
-    controls: &[Fact],
-    baseline: &Baseline,
-    probe: &PerplexityProbe,
-    settings: &GateSettings,
-) -> Result<GateReport> {
+fn ask_one(engine: &Engine, fact: &Fact) -> Result<Check> {
+    let reply = answer::ask(engine, None, &fact.question, Some(&fact.answer))?;
+    Ok(Check {
+        question: fact.question.clone(),
+        expected: fact.answer.clone(),
+        passed: answer::contains(&reply, &fact.answer),
+        reply,
+        asked: true,
+    })
+}
+
+/// Asks of `candidate` the facts whose route differs from the one they take in `parent`; the
+/// others keep the parent's result, `known` holding the questions the parent answered.
+fn ask_rerouted(
+    parent: &RoutedModel,
+    candidate: &RoutedModel,
+    facts: &[Fact],
+    known: &[String],
+) -> Result<Vec<Check>> {
+    let mut checks = Vec::with_capacity(facts.len());
+    for fact in facts {
+        let route = candidate.route(&fact.question)?;
+        if route == parent.route(&fact.question)? {
+            checks.push(Check {
+                question: fact.question.clone(),
+                expected: fact.answer.clone(),
+                reply: String::new(),
+                passed: known.contains(&fact.question),
+                asked: false,
+            });
+            continue;
+        }
+        let engine = candidate.engine(route)?;
+        checks.push(ask_one(&engine, fact)?);
+    }
+    Ok(checks)
+}
+
+/// The held-out sample as the gate measures it: the probe, every window's loss under the base
+/// weights, and every window's text embedded for routing.
+#[derive(Clone, Copy, Debug)]
+pub struct HeldOutFigures<'a> {
+    /// The probe over the base's frozen layers.
+    pub probe: &'a PerplexityProbe,
+    /// Each window's loss with no lesson adapters.
+    pub base: &'a [WindowLoss],
+    /// Each window's embedding.
+    pub vectors: &'a [Vec<f32>],
+}
+
+/// Returns `model`'s held-out perplexity with each window routed like a message, and how many
+/// windows a lesson took.
+pub fn routed_perplexity(model: &RoutedModel, heldout: &HeldOutFigures) -> Result<(f64, usize)> {
+    let mut losses = Vec::with_capacity(heldout.base.len());
+    let mut routed = 0;
+    for (index, vector) in heldout.vectors.iter().enumerate() {
+        let route = model
+            .router()
+            .and_then(|router| router.choose(vector))
+            .map(|(id, _)| id);
+        match route {
+            None => losses.push(heldout.base[index]),
+            Some(id) => {
+                let engine = model.engine(Some(id))?;
+                losses.push(heldout.probe.window_loss(engine.model(), index)?);
+                routed += 1;
+            }
+        }
+    }
+    Ok((perplexity_of(&losses), routed))
+}
+
+/// What the gate compares.
+#[derive(Clone, Copy, Debug)]
+pub struct GateInputs<'a> {
+    /// The version the lesson was trained on.
+    pub parent: &'a RoutedModel,
+    /// The parent with the lesson's route added.
+    pub candidate: &'a RoutedModel,
+    /// The lesson's facts.
+    pub lesson: &'a [Fact],
+    /// Facts of earlier lessons of the lineage.
+    pub earlier: &'a [Fact],
+    /// Control questions.
+    pub controls: &'a [Fact],
+    /// The parent's figures.
+    pub baseline: &'a Baseline,
+    /// The held-out sample.
+    pub heldout: HeldOutFigures<'a>,
+}
+
+/// Runs the four checks on the candidate.
+pub fn run(inputs: &GateInputs, settings: &GateSettings) -> Result<GateReport> {
     let started = Instant::now();
-    let lesson_checks = ask_all(candidate, lesson)?;
-    let earlier_checks = ask_all(candidate, earlier)?;
-    let control_checks = ask_all(candidate, controls)?;
-    let perplexity_after = probe.perplexity(candidate.model())?;
+    let (candidate, baseline) = (inputs.candidate, inputs.baseline);
+    let lesson_checks = ask_routed(candidate, inputs.lesson)?;
+    let earlier_checks = ask_rerouted(inputs.parent, candidate, inputs.earlier, &baseline.known)?;
+    let control_checks = ask_rerouted(
+        inputs.parent,
+        candidate,
+        inputs.controls,
+        &baseline.controls_known,
+    )?;
+    let (perplexity_after, windows_routed) = routed_perplexity(candidate, &inputs.heldout)?;
 
     let forgotten = regressions(&earlier_checks, &baseline.known);
     let control_regressions = regressions(&control_checks, &baseline.controls_known);
@@ -202,8 +306,9 @@ pub fn run(
         control_regressions,
         perplexity_before: baseline.perplexity,
         perplexity_after,
-        heldout: probe.digest.clone(),
+        heldout: inputs.heldout.probe.digest.clone(),
         failures,
+        windows_routed,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

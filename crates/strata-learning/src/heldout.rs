@@ -145,18 +145,45 @@ impl PerplexityProbe {
     /// Computes `exp` of the mean negative log-likelihood of every token after the first of
     /// each window.
     pub fn perplexity(&self, model: &Llama) -> Result<f64> {
-        let mut total = 0.0f64;
-        let mut count = 0usize;
-        for (hidden, window) in self.hidden.iter().zip(&self.windows) {
-            let logits = model.logits_from(hidden, self.first_layer)?;
-            let predicted = window.len() - 1;
-            let log_probs =
-                candle_nn::ops::log_softmax(&logits.narrow(0, 0, predicted)?, D::Minus1)?;
-            let targets = Tensor::new(&window[1..], logits.device())?.unsqueeze(1)?;
-            let picked = log_probs.gather(&targets, 1)?;
-            total -= f64::from(picked.sum_all()?.to_scalar::<f32>()?);
-            count += predicted;
-        }
-        Ok((total / count as f64).exp())
+        let losses = (0..self.windows.len())
+            .map(|index| self.window_loss(model, index))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(perplexity_of(&losses))
     }
+
+    /// Returns the number of windows.
+    pub fn windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Returns the summed negative log-likelihood of window `index`'s tokens after its first,
+    /// and how many tokens that is.
+    pub fn window_loss(&self, model: &Llama, index: usize) -> Result<WindowLoss> {
+        let (hidden, window) = (&self.hidden[index], &self.windows[index]);
+        let logits = model.logits_from(hidden, self.first_layer)?;
+        let predicted = window.len() - 1;
+        let log_probs = candle_nn::ops::log_softmax(&logits.narrow(0, 0, predicted)?, D::Minus1)?;
+        let targets = Tensor::new(&window[1..], logits.device())?.unsqueeze(1)?;
+        let picked = log_probs.gather(&targets, 1)?;
+        Ok(WindowLoss {
+            total: -f64::from(picked.sum_all()?.to_scalar::<f32>()?),
+            tokens: predicted,
+        })
+    }
+}
+
+/// The loss of one held-out window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WindowLoss {
+    /// Summed negative log-likelihood.
+    pub total: f64,
+    /// Tokens predicted.
+    pub tokens: usize,
+}
+
+/// Returns `exp` of the mean negative log-likelihood over every window's tokens.
+pub fn perplexity_of(losses: &[WindowLoss]) -> f64 {
+    let total: f64 = losses.iter().map(|loss| loss.total).sum();
+    let tokens: usize = losses.iter().map(|loss| loss.tokens).sum();
+    (total / tokens as f64).exp()
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use strata_model::load::LoadedModel;
@@ -10,13 +11,15 @@ use strata_runtime::train::{AdapterSet, LoraConfig};
 use strata_store::{Descriptor, Digest, Reference, Store};
 
 use crate::error::{LearnError, Result};
-use crate::gate::{self, Baseline, GateReport, GateSettings};
-use crate::heldout::{HeldOut, PerplexityProbe};
+use crate::gate::{self, Baseline, GateInputs, GateReport, GateSettings, HeldOutFigures};
+use crate::heldout::{HeldOut, PerplexityProbe, WindowLoss};
 use crate::lesson::{Fact, Lesson};
 use crate::lineage::{self, Version};
+use crate::memory::TextEmbedding;
 use crate::record::{GateSummary, LearningRecord};
-use crate::training::{self, Progress, TrainingReport, TrainingSettings};
-use crate::version;
+use crate::routing::{self, LessonRoute, RoutedModel, Router};
+use crate::training::{self, AnchorReplies, Progress, TrainingReport, TrainingSettings};
+use crate::version::{self, RoutedLesson};
 
 /// Settings of [`Learner::learn`].
 #[derive(Clone, Debug)]
@@ -88,8 +91,8 @@ pub struct Outcome {
     pub training: TrainingReport,
     /// Every gate figure.
     pub gate: GateReport,
-    /// Training and gate rounds: after a failed gate, training goes on with forgotten facts
-    /// added and, when controls or perplexity failed, more anchors.
+    /// Training and gate rounds: after a failed gate, training goes on with a new seed and,
+    /// when controls or perplexity failed, more anchors.
     pub attempts: usize,
     /// Of `seconds`, the time spent loading the parent and measuring its baseline (the held-out
     /// hidden states, computed once per learner, are most of it).
@@ -98,23 +101,39 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
-/// Runs lessons; keeps the held-out sample, perplexity probes and base baselines between them.
-#[derive(Debug)]
+/// Runs lessons; keeps the held-out sample, perplexity probes, base losses and baselines between
+/// them.
 pub struct Learner {
     store: Store,
+    embedder: Option<Arc<dyn TextEmbedding>>,
     heldout: Option<HeldOut>,
+    heldout_vectors: Option<Vec<Vec<f32>>>,
     probes: HashMap<(String, usize), PerplexityProbe>,
+    base_losses: HashMap<(String, usize), Vec<WindowLoss>>,
     baselines: HashMap<Digest, Baseline>,
+    anchor_replies: HashMap<String, AnchorReplies>,
+}
+
+impl std::fmt::Debug for Learner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Learner")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Learner {
-    /// Creates a learner over `store`.
+    /// Creates a learner over `store`; the default text embedder loads with the first lesson.
     pub fn new(store: Store) -> Learner {
         Learner {
             store,
+            embedder: None,
             heldout: None,
+            heldout_vectors: None,
             probes: HashMap::new(),
+            base_losses: HashMap::new(),
             baselines: HashMap::new(),
+            anchor_replies: HashMap::new(),
         }
     }
 
@@ -125,6 +144,9 @@ impl Learner {
 
     /// Teaches `lesson` to the version `reference` (a tag) names and, when the gate passes,
     /// moves the tag to the new version. Lessons on one name wait for each other, in any process.
+    ///
+    /// The lesson gets adapters of its own, trained on the base weights and keyed by its
+    /// questions and statements, so it runs only for messages about it.
     pub fn learn(
         &mut self,
         reference: &Reference,
@@ -146,13 +168,26 @@ impl Learner {
             parent: parent_digest.clone(),
         });
         let versions = lineage::lineage(&self.store, &parent_digest)?;
-        let parent = &versions[0];
+        let parent_version = &versions[0];
         let by_digest = Reference::digested(&reference.name, parent_digest.clone())?;
         let loaded = LoadedModel::open(&self.store, &by_digest)?;
-        let mut engine = Engine::load(&loaded)?;
-        let init = parent_adapters(&loaded)?;
+        if loaded.config.strata.adapter.is_some() {
+            return Err(LearnError::Version {
+                reference: reference.to_string(),
+                reason: format!(
+                    "this version carries adapters that run on every message, from before \
+                     lessons got adapters of their own; merge them into the weights with \
+                     `strata squash {}` and teach again",
+                    reference.name
+                ),
+            });
+        }
+        let router = Router::read(&loaded)?;
+        let embedder = self.embedder(router.as_ref().map(|r| r.embedder.as_str()))?;
+        let base = Arc::new(Engine::load(&loaded)?);
+        let parent = RoutedModel::new(base.clone(), router.clone(), Some(embedder.clone()));
 
-        let layers = engine.model().config().num_hidden_layers;
+        let layers = base.model().config().num_hidden_layers;
         let mut settings = options
             .training
             .clone()
@@ -160,13 +195,15 @@ impl Learner {
         if let Some(count) = options.adapter_layers {
             settings.lora.first_layer = layers.saturating_sub(count);
         }
-        if let Some(init) = &init {
-            settings.lora = init.config.clone();
+        if let Some(router) = &router {
+            settings.lora = router.lora.clone();
         }
 
         events(Event::Baseline);
-        let probe_key = self.probe_key(&engine, parent, settings.lora.first_layer, options)?;
-        let baseline = self.baseline(&engine, parent, &probe_key, &options.controls)?;
+        let probe_key =
+            self.probe_key(&base, parent_version, settings.lora.first_layer, options)?;
+        self.heldout_vectors(&embedder, &base)?;
+        let baseline = self.baseline(&parent, parent_version, &probe_key, &options.controls)?;
 
         let lesson_questions: Vec<&str> =
             lesson.facts.iter().map(|f| f.question.as_str()).collect();
@@ -174,53 +211,57 @@ impl Learner {
             .into_iter()
             .filter(|fact| !lesson_questions.contains(&fact.question.as_str()))
             .collect();
+        let keys = key_vectors(&embedder, &lesson.facts)?;
+        let id = router.as_ref().map_or(0, Router::next_id);
         let setup_seconds = started.elapsed().as_secs_f64();
-        let mut init = init;
-        let mut retrained: Vec<Fact> = Vec::new();
+
+        let weights_key = base_weights_key(parent_version);
+        let mut anchor_replies = self.anchor_replies.remove(&weights_key).unwrap_or_default();
+        let mut init: Option<AdapterSet> = None;
         let mut attempt = 0;
-        let (adapters, training, report) = loop {
-            let mut facts = lesson.facts.clone();
-            facts.extend(retrained.iter().cloned());
-            let round = Lesson {
-                facts,
-                source: lesson.source.clone(),
-            };
+        let (adapters, candidate, training, report) = loop {
+            let mut engine = (*base).clone();
             let (adapters, training) = training::train(
                 &mut engine,
                 init.as_ref(),
-                &round,
-                &earlier,
+                lesson,
+                &[],
                 &settings,
+                &mut anchor_replies,
                 &mut |progress| events(Event::Training(progress)),
             )?;
+            let route = LessonRoute {
+                id,
+                keys: keys.clone(),
+                adapters: adapters.clone(),
+            };
+            let candidate =
+                parent.with_lesson(route, Arc::new(engine), embedder.clone(), &settings.lora);
             events(Event::Gate);
-            let report = gate::run(
-                &engine,
-                &lesson.facts,
-                &earlier,
-                &options.controls,
-                &baseline,
-                &self.probes[&probe_key],
-                &options.gate,
-            )?;
+            let inputs = GateInputs {
+                parent: &parent,
+                candidate: &candidate,
+                lesson: &lesson.facts,
+                earlier: &earlier,
+                controls: &options.controls,
+                baseline: &baseline,
+                heldout: self.heldout_figures(&probe_key),
+            };
+            let report = gate::run(&inputs, &options.gate)?;
             attempt += 1;
             if report.passed() || attempt >= options.attempts {
-                break (adapters, training, report);
+                break (adapters, candidate, training, report);
             }
-            // Training goes on from here with the forgotten facts added to the lesson and, when
-            // controls or perplexity moved, twice the anchors pulling towards the parent.
+            // Training goes on from here with a new seed and, when controls or perplexity
+            // moved, twice the anchors pulling towards the base.
             tracing::info!(failures = ?report.failures, attempt, "gate failed; training again");
-            retrained = earlier
-                .iter()
-                .filter(|fact| report.forgotten.contains(&fact.question))
-                .cloned()
-                .collect();
             if !anchored(&report, &options.gate) {
                 settings.augment.anchors *= 2;
             }
             init = Some(adapters);
             settings.optimizer.seed = settings.optimizer.seed.wrapping_add(1);
         };
+        self.anchor_replies.insert(weights_key, anchor_replies);
         let committed = if report.passed() {
             let record = LearningRecord {
                 created: chrono::Utc::now(),
@@ -230,11 +271,20 @@ impl Learner {
                 gate: GateSummary::from_report(&report),
                 baseline: report.baseline(),
             };
-            Some(version::commit(
+            let router = candidate
+                .router()
+                .expect("the candidate has the new lesson");
+            let routed = RoutedLesson {
+                id,
+                adapters: &adapters,
+                keys: &keys,
+                router,
+            };
+            Some(version::commit_lesson(
                 &self.store,
                 reference,
-                parent,
-                &adapters,
+                parent_version,
+                &routed,
                 &record,
             )?)
         } else {
@@ -252,11 +302,31 @@ impl Learner {
         })
     }
 
-    /// Builds (once) the probe for the parent's frozen layers below `first_layer`, from the
-    /// parent's engine: its adapters all sit at or above `first_layer`.
+    /// Loads (once) the default text embedder, checking it is the one named `expected`.
+    fn embedder(&mut self, expected: Option<&str>) -> Result<Arc<dyn TextEmbedding>> {
+        if self.embedder.is_none() {
+            self.embedder = Some(routing::default_embedder(&self.store, None)?);
+        }
+        let embedder = self.embedder.clone().expect("loaded above");
+        if let Some(expected) = expected
+            && embedder.name() != expected
+        {
+            return Err(LearnError::Routing {
+                reason: format!(
+                    "the lineage's lessons were keyed with `{expected}`, but the text embedder \
+                     is `{}`",
+                    embedder.name()
+                ),
+            });
+        }
+        Ok(embedder)
+    }
+
+    /// Builds (once) the probe for the base's frozen layers below `first_layer` and every
+    /// window's loss under the base weights.
     fn probe_key(
         &mut self,
-        engine: &Engine,
+        base: &Engine,
         parent: &Version,
         first_layer: usize,
         options: &LearnOptions,
@@ -268,47 +338,77 @@ impl Learner {
         if self.heldout.is_none() {
             self.heldout = Some(HeldOut::load(
                 options.heldout_dir.as_deref(),
-                engine.tokenizer(),
+                base.tokenizer(),
             )?);
         }
         let heldout = self.heldout.as_ref().expect("loaded above");
         let started = Instant::now();
-        let probe = PerplexityProbe::new(engine.model(), heldout, first_layer)?;
+        let probe = PerplexityProbe::new(base.model(), heldout, first_layer)?;
+        let losses = (0..probe.windows())
+            .map(|index| probe.window_loss(base.model(), index))
+            .collect::<Result<Vec<_>>>()?;
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
-            "computed held-out hidden states"
+            "computed held-out hidden states and base losses"
         );
         self.probes.insert(key.clone(), probe);
+        self.base_losses.insert(key.clone(), losses);
         Ok(key)
+    }
+
+    /// Embeds (once) the text of every held-out window, for routing.
+    fn heldout_vectors(&mut self, embedder: &Arc<dyn TextEmbedding>, base: &Engine) -> Result<()> {
+        if self.heldout_vectors.is_some() {
+            return Ok(());
+        }
+        let heldout = self.heldout.as_ref().expect("loaded by probe_key");
+        let mut vectors = Vec::with_capacity(heldout.windows.len());
+        for window in &heldout.windows {
+            let text = base.tokenizer().decode(window)?;
+            let vector = embedder
+                .embed(&text)
+                .map_err(|reason| LearnError::Routing { reason })?;
+            vectors.push(vector);
+        }
+        self.heldout_vectors = Some(vectors);
+        Ok(())
+    }
+
+    fn heldout_figures(&self, probe_key: &(String, usize)) -> HeldOutFigures<'_> {
+        HeldOutFigures {
+            probe: &self.probes[probe_key],
+            base: &self.base_losses[probe_key],
+            vectors: self.heldout_vectors.as_deref().unwrap_or_default(),
+        }
     }
 
     /// Returns the parent's baseline: from its record when it has one for this sample and these
     /// controls, otherwise measured.
     fn baseline(
         &mut self,
-        engine: &Engine,
-        parent: &Version,
+        parent: &RoutedModel,
+        version: &Version,
         probe_key: &(String, usize),
         controls: &[Fact],
     ) -> Result<Baseline> {
-        let probe = &self.probes[probe_key];
+        let digest = &self.probes[probe_key].digest;
 
-        if let Some(record) = &parent.record {
+        if let Some(record) = &version.record {
             let same_controls = controls
                 .iter()
                 .all(|control| record.baseline.controls_asked.contains(&control.question));
-            if record.gate.heldout == probe.digest && same_controls {
+            if &record.gate.heldout == digest && same_controls {
                 return Ok(record.baseline.clone());
             }
         }
-        if let Some(baseline) = self.baselines.get(&parent.digest) {
+        if let Some(baseline) = self.baselines.get(&version.digest) {
             return Ok(baseline.clone());
         }
 
         let started = Instant::now();
-        let control_checks = gate::ask_all(engine, controls)?;
-        let facts = lineage::facts(std::slice::from_ref(parent));
-        let known_checks = gate::ask_all(engine, &facts)?;
+        let control_checks = gate::ask_routed(parent, controls)?;
+        let facts = lineage::facts(std::slice::from_ref(version));
+        let known_checks = gate::ask_routed(parent, &facts)?;
         let passed = |checks: &[gate::Check]| {
             checks
                 .iter()
@@ -316,11 +416,12 @@ impl Learner {
                 .map(|check| check.question.clone())
                 .collect::<Vec<_>>()
         };
+        let (perplexity, _) = gate::routed_perplexity(parent, &self.heldout_figures(probe_key))?;
         let baseline = Baseline {
             known: passed(&known_checks),
             controls_known: passed(&control_checks),
             controls_asked: controls.iter().map(|c| c.question.clone()).collect(),
-            perplexity: probe.perplexity(engine.model())?,
+            perplexity,
         };
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
@@ -328,9 +429,21 @@ impl Learner {
             "measured parent baseline"
         );
         self.baselines
-            .insert(parent.digest.clone(), baseline.clone());
+            .insert(version.digest.clone(), baseline.clone());
         Ok(baseline)
     }
+}
+
+/// Embeds the texts a lesson is keyed by.
+fn key_vectors(embedder: &Arc<dyn TextEmbedding>, facts: &[Fact]) -> Result<Vec<Vec<f32>>> {
+    routing::key_texts(facts)
+        .iter()
+        .map(|text| {
+            embedder
+                .embed(text)
+                .map_err(|reason| LearnError::Routing { reason })
+        })
+        .collect()
 }
 
 /// The adapters a loaded version carries.

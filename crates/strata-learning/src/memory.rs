@@ -42,6 +42,21 @@ pub trait TextEmbedding: Send + Sync {
     fn embed(&self, text: &str) -> std::result::Result<Vec<f32>, String>;
 }
 
+impl TextEmbedding for strata_embed::TextEmbedder {
+    fn name(&self) -> &str {
+        strata_embed::Embedder::name(self)
+    }
+
+    fn dim(&self) -> usize {
+        strata_embed::Embedder::dim(self)
+    }
+
+    fn embed(&self, text: &str) -> std::result::Result<Vec<f32>, String> {
+        let mut vectors = self.embed_batch(&[text]).map_err(|e| e.to_string())?;
+        Ok(vectors.remove(0))
+    }
+}
+
 /// A fact recalled for a turn, with its score.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Recalled {

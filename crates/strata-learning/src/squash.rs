@@ -55,6 +55,15 @@ pub fn squash(
     let parent = &versions[0];
     let by_digest = Reference::digested(&reference.name, parent.digest.clone())?;
     let loaded = LoadedModel::open(store, &by_digest)?;
+    if loaded.config.strata.routes.is_some() {
+        return Err(LearnError::Version {
+            reference: reference.to_string(),
+            reason: "its lessons' adapters run only on messages about each lesson, and merging \
+                     them into the weights would run every lesson on every message; squash \
+                     applies to adapters that already run always"
+                .to_string(),
+        });
+    }
     let Some(adapters) = parent_adapters(&loaded)? else {
         return Err(LearnError::Version {
             reference: reference.to_string(),

@@ -1,6 +1,7 @@
 //! One training run: the lesson's conversations encoded, the trainer stepped until the loss is
 //! low or the step budget is spent.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
@@ -100,8 +101,16 @@ pub enum Progress {
     },
 }
 
+/// The greedy replies of one set of weights to anchor questions, kept between the lessons that
+/// train on those weights so each question is answered once.
+#[derive(Clone, Debug, Default)]
+pub struct AnchorReplies {
+    replies: HashMap<String, Conversation>,
+}
+
 /// Trains adapters for `lesson` on `engine` (the parent version, its own adapters attached),
-/// starting from `init`, with `earlier` facts of the lineage replayed.
+/// starting from `init`, with `earlier` facts of the lineage replayed. `anchor_replies` must
+/// hold only replies of `engine`'s weights.
 ///
 /// Training stops early once every lesson question is answered and a margin of steps more is
 /// taken, because each further step moves unrelated answers too. `engine` is left with the
@@ -112,6 +121,7 @@ pub fn train(
     lesson: &Lesson,
     earlier: &[Fact],
     settings: &TrainingSettings,
+    anchor_replies: &mut AnchorReplies,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<(AdapterSet, TrainingReport)> {
     let started = Instant::now();
@@ -130,8 +140,17 @@ pub fn train(
     topics.extend(replayed.iter().map(|c| Fact::pair(&c.user, &c.reply)));
     let anchors = augment::anchor_questions(&topics, &settings.augment, &mut rng);
     for (index, question) in anchors.iter().enumerate() {
+        let conversation = match anchor_replies.replies.get(*question) {
+            Some(conversation) => conversation.clone(),
+            None => {
+                let conversation = anchor_conversation(engine, question)?;
+                let key = (*question).to_owned();
+                anchor_replies.replies.insert(key, conversation.clone());
+                conversation
+            }
+        };
         conversations.push(Item {
-            conversation: anchor_conversation(engine, question)?,
+            conversation,
             distill: true,
         });
         progress(Progress::Anchors {

@@ -1,49 +1,91 @@
-//! Committing a learned version: the parent's layers with the new adapter's tensors, a config
-//! that records the lesson, and the tag moved only if it still names the parent.
+//! Committing a learned version: the parent's layers with the new lesson's adapter and key
+//! tensors, a config that records the lesson and its route, and the tag moved only if it still
+//! names the parent.
 
 use chrono::Utc;
 use strata_model::{GgmlType, ModelConfig, media};
 use strata_runtime::train::AdapterSet;
-use strata_runtime::train::adapter::is_adapter_tensor;
 use strata_store::{Descriptor, Digest, Manifest, Reference, Store, StoreError};
 
 use crate::error::{LearnError, Result};
 use crate::lineage::Version;
 use crate::record::{LearningRecord, SOURCE_KIND};
+use crate::routing::{self, Router};
 
-/// Writes the new version and moves `reference` to it if it still points at `parent`.
+/// A lesson ready to commit: its number, adapters and keys, and the routes the new version has
+/// with it added.
+#[derive(Debug)]
+pub struct RoutedLesson<'a> {
+    /// The lesson's number.
+    pub id: u32,
+    /// Its adapters.
+    pub adapters: &'a AdapterSet,
+    /// Its keys, unit vectors of equal length.
+    pub keys: &'a [Vec<f32>],
+    /// The new version's routes, this lesson included.
+    pub router: &'a Router,
+}
+
+/// Writes the new version, the parent's layers followed by the lesson's tensors, and moves
+/// `reference` to it if it still points at `parent`.
 ///
 /// Blobs are written under the store's writer guard and the tag moves last, so a failure leaves
 /// every tag as it was.
-pub fn commit(
+pub fn commit_lesson(
     store: &Store,
     reference: &Reference,
     parent: &Version,
-    adapters: &AdapterSet,
+    lesson: &RoutedLesson,
     record: &LearningRecord,
 ) -> Result<Descriptor> {
     let _guard = store.writer()?;
-    let mut layers = Vec::with_capacity(parent.manifest.layers.len() + adapters.entries.len() * 2);
-    let mut adapter_layers = Vec::new();
-    for (name, shape, bytes) in adapters.to_tensors()? {
-        adapter_layers.push(tensor_layer(store, &name, &shape, &bytes)?);
+    let mut added = Vec::new();
+    for (name, shape, bytes) in lesson
+        .adapters
+        .to_prefixed(&routing::adapter_prefix(lesson.id))?
+    {
+        added.push(tensor_layer(store, &name, &shape, &bytes)?);
     }
+    let dim = lesson.keys.first().map_or(0, Vec::len);
+    let key_bytes: Vec<u8> = lesson
+        .keys
+        .iter()
+        .flatten()
+        .flat_map(|value| value.to_le_bytes())
+        .collect();
+    let keys_name = routing::keys_tensor(lesson.id);
+    added.push(tensor_layer(
+        store,
+        &keys_name,
+        &[lesson.keys.len(), dim],
+        &key_bytes,
+    )?);
+
+    let mut layers = Vec::with_capacity(parent.manifest.layers.len() + added.len());
     let mut inserted = false;
     for layer in &parent.manifest.layers {
-        let name = layer.annotations.get(media::TENSOR_NAME);
-        if name.is_some_and(|name| is_adapter_tensor(name)) {
-            continue;
-        }
         if layer.media_type != media::WEIGHT_MEDIA_TYPE && !inserted {
-            layers.append(&mut adapter_layers);
+            layers.append(&mut added);
             inserted = true;
         }
         layers.push(layer.clone());
     }
-    layers.append(&mut adapter_layers);
+    layers.append(&mut added);
 
-    let config = child_config(&parent.config, &parent.digest, &layers, adapters, record)?;
-    let config_bytes = serde_json::to_vec_pretty(&config)?;
+    let mut config = lineage_config(&parent.config, &parent.digest, &layers, record)?;
+    config.strata.routes = Some(lesson.router.to_info());
+    write_version(store, reference, parent, layers, &config)
+}
+
+/// Stores `config` and a manifest of `layers`, then moves the tag.
+fn write_version(
+    store: &Store,
+    reference: &Reference,
+    parent: &Version,
+    layers: Vec<Descriptor>,
+    config: &ModelConfig,
+) -> Result<Descriptor> {
+    let config_bytes = serde_json::to_vec_pretty(config)?;
     let config_digest = store.put_blob(&config_bytes)?;
     let config_descriptor = Descriptor::new(
         media::MODEL_CONFIG_MEDIA_TYPE,
@@ -81,12 +123,11 @@ pub(crate) fn move_tag(
     }
 }
 
-/// Builds the child's config from the parent's.
-fn child_config(
+/// Builds the child's config from the parent's: its layers, parent, source and record.
+fn lineage_config(
     parent: &ModelConfig,
     parent_digest: &Digest,
     layers: &[Descriptor],
-    adapters: &AdapterSet,
     record: &LearningRecord,
 ) -> Result<ModelConfig> {
     let mut config = parent.clone();
@@ -98,7 +139,6 @@ fn child_config(
         file: record.lesson.summary(),
         sha256: None,
     };
-    config.strata.adapter = Some(adapters.config.to_info());
     config.strata.learning = Some(serde_json::to_value(record)?);
     Ok(config)
 }
