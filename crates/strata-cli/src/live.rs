@@ -2,6 +2,7 @@
 //! came from, with the save, load and fork steps the REPL and the flags share.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -19,12 +20,16 @@ use crate::learning::{Finished, Lessons};
 use crate::memory::ChatMemory;
 use strata_learning::learn::LearnOptions;
 use strata_learning::lesson::Lesson;
+use strata_learning::routing::RoutedModel;
 
 /// One running conversation and where it came from.
 #[derive(Debug)]
 pub(crate) struct Live {
     pub(crate) store: Store,
-    pub(crate) engine: Engine,
+    /// The model version, with its lessons' routes.
+    pub(crate) model: RoutedModel,
+    /// The lesson the chat's cache was computed with, `None` for the base weights.
+    pub(crate) route: Option<u32>,
     pub(crate) chat: Chat,
     pub(crate) params: SamplingParams,
     /// Element type of saved cache blocks, and the precision the cache keeps.
@@ -49,13 +54,15 @@ impl Live {
         mut engine: Engine,
         params: SamplingParams,
         kv_dtype: BlockDtype,
-    ) -> Live {
+    ) -> anyhow::Result<Live> {
         engine.model_mut().set_kv_precision(kv_dtype);
         let chat = engine.new_chat(None);
         let memory = ChatMemory::new(store.clone(), &engine.reference().name);
-        Live {
+        let model = RoutedModel::around(&store, engine)?;
+        Ok(Live {
             store,
-            engine,
+            model,
+            route: None,
             chat,
             params,
             kv_dtype,
@@ -64,12 +71,39 @@ impl Live {
             lessons: Lessons::new(),
             learn_options: LearnOptions::default(),
             memory,
+        })
+    }
+
+    /// The engine without lesson adapters.
+    pub(crate) fn engine(&self) -> &Engine {
+        self.model.base()
+    }
+
+    /// Returns the engine that answers `message`: the one of the lesson it is about, or the
+    /// base. When that changes from the last message's, the conversation's cache is dropped
+    /// and recomputed, because it holds keys and values of other weights.
+    pub(crate) fn routed_engine(&mut self, message: &str) -> anyhow::Result<Arc<Engine>> {
+        let (route, engine) = self.model.engine_for(message)?;
+        if let Some(lesson) = route {
+            eprintln!("[lesson {lesson}]");
         }
+        if route != self.route {
+            self.drop_cache();
+            self.route = route;
+        }
+        Ok(engine)
+    }
+
+    /// Keeps the conversation and drops its cache, so the next message computes it again.
+    fn drop_cache(&mut self) {
+        let chat = std::mem::replace(&mut self.chat, Chat::from_parts(None, Vec::new(), None));
+        let (system, messages, _) = chat.into_parts();
+        self.chat = Chat::from_parts(system, messages, None);
     }
 
     /// Starts `lesson` in the background on the model tag this chat runs.
     pub(crate) fn learn(&mut self, lesson: Lesson) -> anyhow::Result<()> {
-        let reference = self.engine.reference().clone();
+        let reference = self.engine().reference().clone();
         if reference.tag().is_none() {
             anyhow::bail!(
                 "this chat runs `{reference}` by digest, and learning moves a tag; start the chat \
@@ -125,22 +159,21 @@ impl Live {
     /// process) or a rollback moved it. The conversation stays; its cache is recomputed on the
     /// next message, because the cached keys and values belong to the old weights.
     pub(crate) fn follow_tag(&mut self) -> anyhow::Result<()> {
-        let reference = self.engine.reference().clone();
+        let reference = self.engine().reference().clone();
         if reference.tag().is_none() {
             return Ok(());
         }
         let current = self.store.resolve(&reference)?.digest;
-        if &current == self.engine.manifest_digest() {
+        if &current == self.engine().manifest_digest() {
             return Ok(());
         }
         let loaded = LoadedModel::open(&self.store, &reference)
             .with_context(|| format!("cannot load the new version of `{reference}`"))?;
         let mut engine = Engine::load(&loaded)?;
         engine.model_mut().set_kv_precision(self.kv_dtype);
-        let chat = std::mem::replace(&mut self.chat, engine.new_chat(None));
-        let (system, messages, _) = chat.into_parts();
-        self.chat = Chat::from_parts(system, messages, None);
-        self.engine = engine;
+        self.model = RoutedModel::around(&self.store, engine)?;
+        self.drop_cache();
+        self.route = None;
         eprintln!(
             "switched to `{reference}` at {}; the conversation's cache is recomputed on the next message",
             current.short()
@@ -204,7 +237,7 @@ impl Live {
             replace,
             ..SaveOptions::default()
         };
-        let (engine, chat) = (&self.engine, &self.chat);
+        let (engine, chat) = (self.engine(), &self.chat);
         let saved = strata_sessions::save(&self.store, name, engine, chat, &self.params, &options)
             .with_context(|| format!("cannot save session `{name}`"))?;
         let snapshot = &saved.snapshot;
@@ -239,8 +272,9 @@ impl Live {
         attach: bool,
     ) -> anyhow::Result<()> {
         let started = Instant::now();
-        let restored = strata_sessions::restore(&self.store, &snapshot, &self.engine)
+        let restored = strata_sessions::restore(&self.store, &snapshot, self.engine())
             .with_context(|| format!("cannot restore session `{name}`"))?;
+        self.route = None;
         if let Some(recomputed) = &restored.recomputed {
             eprintln!("note: {recomputed}");
         }

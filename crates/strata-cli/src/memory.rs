@@ -3,9 +3,9 @@
 
 use anyhow::Context;
 use strata_collections::Collections;
-use strata_embed::{Embedder, TextEmbedder};
+use strata_embed::TextEmbedder;
 use strata_learning::lesson::Lesson;
-use strata_learning::memory::{self, Entry, Memory, Recalled, TextEmbedding};
+use strata_learning::memory::{self, Entry, Memory, Recalled};
 use strata_runtime::engine::{Chat, Engine};
 use strata_runtime::sampling::SamplingParams;
 use strata_store::{Digest, Store};
@@ -13,31 +13,12 @@ use strata_store::{Digest, Store};
 use crate::commands::run::answer;
 use crate::embedding::text_embedder;
 
-/// The text embedder behind the memory's embedding interface.
-#[derive(Debug)]
-pub(crate) struct MiniLm(pub(crate) TextEmbedder);
-
-impl TextEmbedding for MiniLm {
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-
-    fn embed(&self, text: &str) -> Result<Vec<f32>, String> {
-        let mut vectors = self.0.embed_batch(&[text]).map_err(|e| e.to_string())?;
-        Ok(vectors.remove(0))
-    }
-}
-
 /// The memory of the model a chat runs; the embedder loads on first use.
 #[derive(Debug)]
 pub(crate) struct ChatMemory {
     store: Store,
     model: String,
-    embedder: Option<MiniLm>,
+    embedder: Option<TextEmbedder>,
 }
 
 impl ChatMemory {
@@ -106,7 +87,7 @@ impl ChatMemory {
     fn open(&mut self) -> anyhow::Result<Memory<'_>> {
         if self.embedder.is_none() {
             let embedder = text_embedder(&self.store).context("cannot load the text embedder")?;
-            self.embedder = Some(MiniLm(embedder));
+            self.embedder = Some(embedder);
         }
         let embedder = self.embedder.as_ref().expect("loaded above");
         Ok(Memory::open(&self.store, &self.model, embedder)?)

@@ -78,10 +78,10 @@ pub(crate) fn chat_loop(live: &mut Live) -> anyhow::Result<()> {
                         Vec::new()
                     }
                 };
-                let (engine, chat) = (&live.engine, &mut live.chat);
-                if let Err(error) =
-                    answer_recalling(engine, chat, &message, &live.params, &recalled)
-                {
+                let answered = live.routed_engine(&message).and_then(|engine| {
+                    answer_recalling(&engine, &mut live.chat, &message, &live.params, &recalled)
+                });
+                if let Err(error) = answered {
                     eprintln!("strata: error: {error:#}");
                     eprintln!("(the message was not added; /clear starts a new conversation)");
                 }

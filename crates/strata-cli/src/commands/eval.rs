@@ -84,7 +84,7 @@ fn memory_only(
     facts: &[strata_learning::Fact],
 ) -> anyhow::Result<()> {
     let engine = crate::live::load_engine(home, store, reference)?;
-    let embedder = crate::memory::MiniLm(crate::embedding::text_embedder(store)?);
+    let embedder = crate::embedding::text_embedder(store)?;
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());

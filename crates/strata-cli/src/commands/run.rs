@@ -45,7 +45,7 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
     }
     let engine = load_engine(home, &store, &model)?;
 
-    let mut live = Live::new(store, engine, params, kv_dtype);
+    let mut live = Live::new(store, engine, params, kv_dtype)?;
     match start {
         Some(snapshot) => {
             let reference = names.from.as_ref().map(|from| from.to_string());
@@ -57,7 +57,7 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
             live.restore(snapshot, &name, names.resume.is_some())?;
         }
         None => {
-            live.chat = live.engine.new_chat(args.system.clone());
+            live.chat = live.engine().new_chat(args.system.clone());
             live.attached = names.resume.clone().map(|name| (name, None));
         }
     }
@@ -67,7 +67,8 @@ pub(crate) fn run(home: &Path, args: &RunArgs) -> anyhow::Result<()> {
         repl::chat_loop(&mut live)?;
         return save_on_exit(&mut live, &names);
     }
-    let finish = answer(&live.engine, &mut live.chat, &prompt, &live.params)?;
+    let engine = live.routed_engine(&prompt)?;
+    let finish = answer(&engine, &mut live.chat, &prompt, &live.params)?;
     save_on_exit(&mut live, &names)?;
     if finish == FinishReason::Cancelled {
         let message = "interrupted".to_string();

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use candle_core::Device;
 use strata_learning::lineage::{self, Version};
+use strata_learning::routing::Router;
 use strata_model::load::LoadedModel;
 use strata_model::{TensorView, media};
 use strata_runtime::model::linear::float_tensor;
@@ -133,6 +134,7 @@ pub(crate) fn diff(home: &Path, args: &DiffArgs) -> anyhow::Result<()> {
     println!("{same} tensors identical");
     print_adapter_updates("A", &left)?;
     print_adapter_updates("B", &right)?;
+    print_lesson_updates(&left, &right)?;
     Ok(())
 }
 
@@ -196,6 +198,41 @@ fn difference_norm(left: Option<&TensorView>, right: Option<&TensorView>) -> any
     Ok(f64::from(
         difference.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt(),
     ))
+}
+
+/// Prints the size of the weight update of every lesson one version has and the other lacks.
+fn print_lesson_updates(left: &LoadedModel, right: &LoadedModel) -> anyhow::Result<()> {
+    let left_routes = Router::read(left)?;
+    let right_routes = Router::read(right)?;
+    let ids = |router: &Option<Router>| -> Vec<u32> {
+        router.as_ref().map_or_else(Vec::new, |router| {
+            router.lessons.iter().map(|lesson| lesson.id).collect()
+        })
+    };
+    let (left_ids, right_ids) = (ids(&left_routes), ids(&right_routes));
+    for (label, router, other) in [
+        ("A", &left_routes, &right_ids),
+        ("B", &right_routes, &left_ids),
+    ] {
+        let Some(router) = router else { continue };
+        for lesson in router.lessons.iter().filter(|l| !other.contains(&l.id)) {
+            let norms = lesson.adapters.update_norms()?;
+            let total: f64 = norms
+                .iter()
+                .map(|(_, norm)| norm * norm)
+                .sum::<f64>()
+                .sqrt();
+            println!(
+                "{label}: lesson {} has {} adapters (rank {}, alpha {}) and {} keys, ‖update‖ = {total:.4}",
+                lesson.id,
+                norms.len(),
+                router.lora.rank,
+                router.lora.alpha,
+                lesson.keys.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Prints the norm of each adapter's weight update `scale·B·A` of a version.

@@ -36,6 +36,8 @@ pub struct LiveSession {
     pub messages: Vec<Message>,
     /// The cache of the last turn and the version it was computed with.
     pub cache: Option<(Sequence, Digest)>,
+    /// The lesson whose adapters computed that cache, `None` for the base weights.
+    pub route: Option<u32>,
     /// The snapshot it was forked from or last saved as, the next save's parent.
     pub origin: Option<Digest>,
 }
@@ -156,6 +158,7 @@ pub fn start_session(app: &App, body: CreateSession) -> Result<LiveSession, ApiE
         model: body.model,
         messages,
         cache,
+        route: None,
         origin,
     })
 }
@@ -207,7 +210,8 @@ pub async fn send(
     messages.push(Message::new("user", body.content));
     let (model, worker_app, rendered) = (session.model.clone(), app.clone(), messages.clone());
     let (served, prompt) = blocking(&id.0, move || {
-        let served = worker_app.models.get(&model)?;
+        let message = rendered.last().map(|message| message.content.as_str());
+        let served = worker_app.models.get_routed(&model, message)?;
         let prompt = encode_chat(&served.engine, &rendered)?;
         Ok((served, prompt))
     })
@@ -215,10 +219,14 @@ pub async fn send(
     let engine = served.engine.clone();
     let context = engine.model().config().max_position_embeddings;
     let params = generation.sampling(prompt.len(), context)?;
+    let same_weights = session.route == served.route;
     let start = match session.cache.take() {
-        Some((sequence, version)) if &version == engine.manifest_digest() => Some(sequence),
+        Some((sequence, version)) if &version == engine.manifest_digest() && same_weights => {
+            Some(sequence)
+        }
         _ => None,
     };
+    session.route = served.route;
     let job = Job {
         served,
         prompt,
@@ -282,7 +290,11 @@ fn save_session(
     let engine = &served.engine;
     let (system, messages) = split_system(&session.messages);
     let sequence = match session.cache.take() {
-        Some((sequence, version)) if &version == engine.manifest_digest() => Some(sequence),
+        Some((sequence, version))
+            if &version == engine.manifest_digest() && session.route.is_none() =>
+        {
+            Some(sequence)
+        }
         _ => None,
     };
     let parent = match &session.origin {
@@ -298,6 +310,7 @@ fn save_session(
     let result = strata_sessions::save(&app.store, name, engine, &chat, &params, &options);
     let (_, _, sequence) = chat.into_parts();
     session.cache = sequence.map(|sequence| (sequence, engine.manifest_digest().clone()));
+    session.route = None;
 
     let saved =
         result.map_err(|error| ApiError::invalid("name", format!("cannot save: {error}")))?;

@@ -89,7 +89,12 @@ fn prepare(
     snapshot: Option<&str>,
     messages: Vec<Message>,
 ) -> Result<Prepared, ApiError> {
-    let served = app.models.get(model)?;
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|message| message.role == "user")
+        .map(|message| message.content.clone());
+    let served = app.models.get_routed(model, last_user.as_deref())?;
     let (messages, start) = match snapshot {
         Some(name) => {
             let snapshot = snapshots::open(&app.store, name, "snapshot")?;
@@ -99,7 +104,11 @@ fn prepare(
         None => (messages, None),
     };
     let prompt = encode_chat(&served.engine, &messages)?;
-    let start = start.or_else(|| snapshots::longest_prefix(&app.store, &served.engine, &prompt));
+    // Saved snapshots hold the base weights' cache, which a lesson's engine cannot continue.
+    let start = match served.route {
+        None => start.or_else(|| snapshots::longest_prefix(&app.store, &served.engine, &prompt)),
+        Some(_) => None,
+    };
     Ok(Prepared {
         served,
         prompt,

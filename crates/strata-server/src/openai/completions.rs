@@ -25,7 +25,7 @@ pub async fn completions(
     }
     let (worker_app, model) = (app.clone(), request.model.clone());
     let (served, prompt) = blocking(&id.0, move || {
-        let served = worker_app.models.get(&model)?;
+        let served = worker_app.models.get_routed(&model, Some(&prompt))?;
         let tokens = served
             .engine
             .tokenizer()
