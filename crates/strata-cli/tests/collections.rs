@@ -10,29 +10,10 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{home_with_model, real_gguf, stderr, strata, strata_command, strata_ok};
-
-fn minilm() -> Option<PathBuf> {
-    match std::env::var_os("STRATA_TEST_MINILM") {
-        Some(path) => Some(PathBuf::from(path)),
-        None => {
-            eprintln!("skipped: set STRATA_TEST_MINILM to the all-MiniLM-L6-v2 folder");
-            None
-        }
-    }
-}
-
-fn import_embedder(home: &Path, minilm: &Path) {
-    strata_ok(
-        home,
-        &[
-            "import",
-            minilm.to_str().unwrap(),
-            "--name",
-            "embedder/minilm",
-        ],
-    );
-}
+use common::{
+    home_with_model, import_minilm, real_gguf, real_minilm, stderr, strata, strata_command,
+    strata_ok,
+};
 
 /// Runs a search and returns the ids of its hits, nearest first.
 fn hits(home: &Path, args: &[&str]) -> Vec<String> {
@@ -46,9 +27,9 @@ fn hits(home: &Path, args: &[&str]) -> Vec<String> {
 
 #[test]
 fn text_files_are_found_by_meaning_and_filtered_by_payload() {
-    let Some(minilm) = minilm() else { return };
+    let Some(minilm) = real_minilm() else { return };
     let home = tempfile::tempdir().unwrap();
-    import_embedder(home.path(), &minilm);
+    import_minilm(home.path(), &minilm);
     let folder = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| {
         let path = folder.path().join(name);
@@ -203,7 +184,7 @@ fn a_taught_fact_is_answered_in_the_next_turn_from_memory() {
         return;
     };
     let home = home_with_model(&gguf);
-    import_embedder(home.path(), &minilm);
+    import_minilm(home.path(), &minilm);
 
     let mut child = strata_command(home.path(), &["run", "smollm2"])
         .stdin(Stdio::piped())

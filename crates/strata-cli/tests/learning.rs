@@ -2,8 +2,9 @@
 //! `/correct` and `/learn`, lessons started at once on one model, a failed gate, the lineage in
 //! `strata log`, `rollback`, `diff` and `squash`.
 //!
-//! They need the real SmolLM2 GGUF (`STRATA_TEST_GGUF`) and the held-out text of Debian's
-//! python3.11-doc, which `scripts/test.sh` installs; each test skips with a notice without them.
+//! They need the real SmolLM2 GGUF (`STRATA_TEST_GGUF`), all-MiniLM-L6-v2 (`STRATA_TEST_MINILM`),
+//! which routes messages to lessons, and the held-out text of Debian's python3.11-doc;
+//! `scripts/test.sh` provides all three, and each test skips with a notice without them.
 //! Training is seeded, so every run trains the same adapters.
 
 mod common;
@@ -12,7 +13,8 @@ use std::path::Path;
 use std::thread;
 
 use common::{
-    home_with_model, listing, real_gguf, stderr, stdout, strata, strata_ok, strata_with_input,
+    home_with_model, import_minilm, listing, real_gguf, real_minilm, stderr, stdout, strata,
+    strata_ok, strata_with_input,
 };
 
 const QUESTION: &str = "What is the capital of Sevzaria?";
@@ -31,6 +33,19 @@ fn heldout_installed() -> bool {
     false
 }
 
+/// A store with the real model and the text embedder, when the model, the embedder and the
+/// held-out text are all there.
+fn learning_home() -> Option<tempfile::TempDir> {
+    let gguf = real_gguf()?;
+    let minilm = real_minilm()?;
+    if !heldout_installed() {
+        return None;
+    }
+    let home = home_with_model(&gguf);
+    import_minilm(home.path(), &minilm);
+    Some(home)
+}
+
 /// The lines of `strata log` that start a version.
 fn versions(log: &str) -> Vec<String> {
     log.lines()
@@ -41,11 +56,7 @@ fn versions(log: &str) -> Vec<String> {
 
 #[test]
 fn corrected_chat_is_learned_and_rolled_back() {
-    let Some(gguf) = real_gguf() else { return };
-    if !heldout_installed() {
-        return;
-    }
-    let home = home_with_model(&gguf);
+    let Some(home) = learning_home() else { return };
     let before = strata_ok(home.path(), &["run", "smollm2", QUESTION]);
     assert!(
         !before.contains("Durvelton"),
@@ -73,7 +84,12 @@ fn corrected_chat_is_learned_and_rolled_back() {
     assert!(log.contains("gate      lesson 1/1"), "{log}");
 
     let diff = strata_ok(home.path(), &["diff", "smollm2~1", "smollm2"]);
-    assert!(diff.contains("added    blk.29.attn_q.lora_a"), "{diff}");
+    assert!(
+        diff.contains("added    lesson.0.blk.29.attn_q.lora_a"),
+        "{diff}"
+    );
+    assert!(diff.contains("added    lesson.0.keys"), "{diff}");
+    assert!(diff.contains("B: lesson 0 has 28 adapters"), "{diff}");
 
     strata_ok(home.path(), &["rollback", "smollm2"]);
     let after = strata_ok(home.path(), &["run", "smollm2", QUESTION]);
@@ -82,11 +98,7 @@ fn corrected_chat_is_learned_and_rolled_back() {
 
 #[test]
 fn concurrent_lessons_queue_on_one_model() {
-    let Some(gguf) = real_gguf() else { return };
-    if !heldout_installed() {
-        return;
-    }
-    let home = home_with_model(&gguf);
+    let Some(home) = learning_home() else { return };
     // Loose thresholds, so the test checks queueing and lineage rather than the gate.
     let loose = [
         "--max-perplexity-increase",
@@ -129,29 +141,34 @@ fn concurrent_lessons_queue_on_one_model() {
         let (question, answer) = pair.split_once(" => ").unwrap();
         assert!(log.contains(&format!("{question} => {answer}")), "{log}");
     }
-    // The later lesson trained on the earlier one's version, so its gate asked that fact.
-    assert!(
-        log.contains("earlier 1/1") || log.contains("earlier 0/1"),
-        "{log}"
+    // Each lesson has its own adapters, and each question runs the adapters of its lesson.
+    let diff = strata_ok(home.path(), &["diff", "smollm2~2", "smollm2"]);
+    assert!(diff.contains("added    lesson.0.keys"), "{diff}");
+    assert!(diff.contains("added    lesson.1.keys"), "{diff}");
+    let question = "What is the official language of Halzarstan?";
+    let output = strata(home.path(), &["run", "smollm2", question]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("[lesson "), "{}", stderr(&output));
+    let output = strata(
+        home.path(),
+        &["run", "smollm2", "What is the capital of France?"],
     );
+    assert!(!stderr(&output).contains("[lesson "), "{}", stderr(&output));
 
-    let squash = strata_ok(home.path(), &["squash", "smollm2"]);
-    assert!(squash.contains("merged 28 weights"), "{squash}");
-    let log = strata_ok(home.path(), &["log", "smollm2"]);
-    assert_eq!(versions(&log).len(), 4, "{log}");
-    assert!(log.contains("source    squash 28 adapters merged"), "{log}");
-    let diff = strata_ok(home.path(), &["diff", "smollm2~1", "smollm2"]);
-    assert!(diff.contains("changed  blk.29.ffn_down.weight"), "{diff}");
-    assert!(diff.contains("removed  blk.29.ffn_down.lora_b"), "{diff}");
+    // Lessons run only on messages about them, so squash, which would run them on every
+    // message, refuses.
+    let squash = strata(home.path(), &["squash", "smollm2"]);
+    assert!(!squash.status.success());
+    assert!(
+        stderr(&squash).contains("run only on messages about each lesson"),
+        "{}",
+        stderr(&squash)
+    );
 }
 
 #[test]
 fn failed_gate_leaves_the_store_unchanged() {
-    let Some(gguf) = real_gguf() else { return };
-    if !heldout_installed() {
-        return;
-    }
-    let home = home_with_model(&gguf);
+    let Some(home) = learning_home() else { return };
     let before = store_state(home.path());
     let args = [
         "learn",

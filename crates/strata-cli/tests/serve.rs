@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{home_with_model, real_gguf, stderr, strata, strata_command, strata_ok};
+use common::{
+    home_with_model, import_minilm, real_gguf, real_minilm, stderr, strata, strata_command,
+    strata_ok,
+};
 use serde_json::{Value, json};
 
 /// A `strata serve` process and the log lines it wrote.
@@ -172,7 +175,9 @@ fn openai_package_streams_stops_counts_and_forks() {
 #[test]
 fn native_endpoints_serve_sessions_snapshots_versions_and_learning() {
     let Some(gguf) = real_gguf() else { return };
+    let Some(minilm) = real_minilm() else { return };
     let home = home_with_model(&gguf);
+    import_minilm(home.path(), &minilm);
     let server = Server::start(home.path(), &[]);
 
     let (status, session) = curl(
@@ -354,6 +359,17 @@ fn native_endpoints_serve_sessions_snapshots_versions_and_learning() {
             );
             let version = finished["version"].as_str().unwrap();
             let fingerprint = answer["system_fingerprint"].as_str().unwrap();
+            let (_, taught) = curl(
+                "POST",
+                &server.url("/v1/chat/completions"),
+                Some(chat_body("Who invented the kivfalscope?", 30)),
+                &[],
+            );
+            let text = taught["choices"][0]["message"]["content"].as_str().unwrap();
+            assert!(
+                text.contains("Ulmzen"),
+                "the lesson's route was not taken: {taught}"
+            );
             assert!(
                 version.contains(fingerprint.trim_start_matches("strata-")),
                 "{answer} {finished}"
@@ -671,20 +687,9 @@ fn bursts_beyond_slots_and_queue_get_503() {
 #[test]
 fn collections_and_embeddings_over_http() {
     let Some(gguf) = real_gguf() else { return };
-    let Some(minilm) = std::env::var_os("STRATA_TEST_MINILM") else {
-        eprintln!("skipped: set STRATA_TEST_MINILM to the all-MiniLM-L6-v2 folder");
-        return;
-    };
+    let Some(minilm) = real_minilm() else { return };
     let home = home_with_model(&gguf);
-    strata_ok(
-        home.path(),
-        &[
-            "import",
-            minilm.to_str().unwrap(),
-            "--name",
-            "embedder/minilm",
-        ],
-    );
+    import_minilm(home.path(), &minilm);
     let server = Server::start(home.path(), &[]);
 
     let (status, body) = curl(

@@ -95,6 +95,29 @@ pub(crate) fn real_gguf() -> Option<PathBuf> {
     }
 }
 
+/// Returns the unpacked all-MiniLM-L6-v2 folder `STRATA_TEST_MINILM` names.
+pub(crate) fn real_minilm() -> Option<PathBuf> {
+    match std::env::var_os("STRATA_TEST_MINILM") {
+        Some(path) => Some(PathBuf::from(path)),
+        None => {
+            eprintln!("skipped: set STRATA_TEST_MINILM to the all-MiniLM-L6-v2 folder");
+            None
+        }
+    }
+}
+
+/// Imports all-MiniLM-L6-v2 into `home` as the default text embedder, which the fast memory
+/// and lesson routing load.
+pub(crate) fn import_minilm(home: &Path, minilm: &Path) {
+    let args = [
+        "import",
+        minilm.to_str().unwrap(),
+        "--name",
+        "embedder/minilm",
+    ];
+    strata_ok(home, &args);
+}
+
 /// Imports the real model into `home` as `name`.
 pub(crate) fn import(home: &Path, gguf: &Path, name: &str) {
     strata_ok(home, &["import", gguf.to_str().unwrap(), "--name", name]);
