@@ -74,12 +74,12 @@ impl Live {
         })
     }
 
-    /// The engine without lesson adapters.
+    /// Returns the engine without lesson adapters.
     pub(crate) fn engine(&self) -> &Engine {
         self.model.base()
     }
 
-    /// Returns the engine that answers `message`: the one of the lesson it is about, or the
+    /// Returns the engine that replies to `message`: the one of the lesson it is about, or the
     /// base. When that changes from the last message's, the conversation's cache is dropped
     /// and recomputed, because it holds keys and values of other weights.
     pub(crate) fn routed_engine(&mut self, message: &str) -> anyhow::Result<Arc<Engine>> {

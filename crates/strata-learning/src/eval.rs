@@ -77,8 +77,8 @@ pub struct Checkpoint {
     pub controls_kept: Score,
     /// Held-out perplexity against the base model's, relative.
     pub perplexity_change: f64,
-    /// Mean wall time per lesson since the last checkpoint: training, gate and commit, without
-    /// the one-time setup of the held-out hidden states and the base baseline.
+    /// Mean wall time per lesson since the last checkpoint, from loading the parent to the
+    /// commit; the first lesson of a run also computes the held-out figures of the base.
     pub seconds_per_lesson: f64,
     /// Mean training time per lesson since the last checkpoint.
     pub training_seconds: f64,
@@ -97,7 +97,10 @@ pub struct LessonResult {
     pub training_seconds: f64,
     /// Gate time.
     pub gate_seconds: f64,
-    /// Total time without one-time setup.
+    /// Of `seconds`, the time spent loading the parent and reading or measuring its figures.
+    #[serde(default)]
+    pub setup_seconds: f64,
+    /// Wall time from loading the parent to the commit.
     pub seconds: f64,
     /// Training and gate rounds.
     pub attempts: usize,
@@ -206,7 +209,8 @@ pub fn run(
             steps: outcome.training.steps,
             training_seconds: outcome.training.seconds,
             gate_seconds: outcome.gate.seconds,
-            seconds: outcome.seconds - outcome.setup_seconds,
+            setup_seconds: outcome.setup_seconds,
+            seconds: outcome.seconds,
             attempts: outcome.attempts,
             failures: outcome.gate.failures.clone(),
         };
@@ -257,6 +261,13 @@ fn measure(
     let perplexity_change = match &version.record {
         Some(record) => record.gate.perplexity_after / report.base_perplexity - 1.0,
         None => 0.0,
+    };
+    // The record's figure went through JSON, which may round its last bit, so a change of
+    // exactly zero can come back as -1e-16; that would print as "-0.00%".
+    let perplexity_change = if perplexity_change.abs() < 1e-12 {
+        0.0
+    } else {
+        perplexity_change
     };
     Ok(Checkpoint {
         lessons: all.len(),

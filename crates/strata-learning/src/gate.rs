@@ -161,8 +161,8 @@ fn ask_one(engine: &Engine, fact: &Fact) -> Result<Check> {
     })
 }
 
-/// Asks of `candidate` the facts whose route differs from the one they take in `parent`; the
-/// others keep the parent's result, `known` holding the questions the parent answered.
+/// Asks of `candidate` the facts whose route differs from their route in `parent`. The others
+/// keep the parent's result: passed when `known` holds their question.
 fn ask_rerouted(
     parent: &RoutedModel,
     candidate: &RoutedModel,
@@ -222,7 +222,7 @@ pub fn routed_perplexity(model: &RoutedModel, heldout: &HeldOutFigures) -> Resul
     Ok((perplexity_of(&losses), routed))
 }
 
-/// What the gate compares.
+/// The versions and figures the gate compares.
 #[derive(Clone, Copy, Debug)]
 pub struct GateInputs<'a> {
     /// The version the lesson was trained on.

@@ -467,7 +467,11 @@ fn base_weights_key(version: &Version) -> String {
     let mut hasher = Sha256::new();
     for layer in &version.manifest.layers {
         let name = layer.annotations.get(strata_model::media::TENSOR_NAME);
-        if name.is_some_and(|name| strata_runtime::train::adapter::is_adapter_tensor(name)) {
+        let learned = |name: &String| {
+            strata_runtime::train::adapter::is_adapter_tensor(name)
+                || routing::is_lesson_tensor(name)
+        };
+        if name.is_some_and(learned) {
             continue;
         }
         hasher.update(layer.digest.to_string().as_bytes());

@@ -50,6 +50,11 @@ pub fn adapter_prefix(id: u32) -> String {
     format!("lesson.{id}.")
 }
 
+/// True when `name` is one of a lesson's tensors, its adapters or its keys.
+pub fn is_lesson_tensor(name: &str) -> bool {
+    name.starts_with("lesson.")
+}
+
 /// The texts a lesson's keys are made from: each fact's question and its statement.
 pub fn key_texts(facts: &[Fact]) -> Vec<String> {
     let mut texts = Vec::with_capacity(facts.len() * 2);
@@ -119,7 +124,7 @@ impl Router {
         }
     }
 
-    /// The number the next lesson gets.
+    /// Returns the number the next lesson gets.
     pub fn next_id(&self) -> u32 {
         self.lessons
             .iter()
@@ -181,14 +186,15 @@ fn read_keys(loaded: &LoadedModel, id: u32) -> Result<Vec<Vec<f32>>> {
     Ok(values.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
-/// A version ready to answer with routing: its base engine, one engine per lesson made on
+/// A version loaded for routed chats: its base engine, one engine per lesson made on
 /// first use (they share the base weights), and the embedder that matches messages to lessons.
 pub struct RoutedModel {
     base: Arc<Engine>,
     router: Option<Router>,
     embedder: Option<Arc<dyn TextEmbedding>>,
     engines: Mutex<HashMap<u32, Arc<Engine>>>,
-    embeddings: Mutex<HashMap<String, Vec<f32>>>,
+    /// Message embeddings, shared with the models [`RoutedModel::with_lesson`] makes.
+    embeddings: Arc<Mutex<HashMap<String, Vec<f32>>>>,
 }
 
 impl std::fmt::Debug for RoutedModel {
@@ -244,7 +250,7 @@ impl RoutedModel {
             router,
             embedder,
             engines: Mutex::new(HashMap::new()),
-            embeddings: Mutex::new(HashMap::new()),
+            embeddings: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -270,21 +276,21 @@ impl RoutedModel {
             router: Some(router),
             embedder: Some(embedder),
             engines: Mutex::new(engines),
-            embeddings: Mutex::new(lock(&self.embeddings).clone()),
+            embeddings: self.embeddings.clone(),
         }
     }
 
-    /// The engine without lesson adapters.
+    /// Returns the engine without lesson adapters.
     pub fn base(&self) -> &Arc<Engine> {
         &self.base
     }
 
-    /// The routes, when the version has lessons.
+    /// Returns the routes, when the version has lessons.
     pub fn router(&self) -> Option<&Router> {
         self.router.as_ref()
     }
 
-    /// The numbers of the version's lessons.
+    /// Returns the numbers of the version's lessons.
     pub fn lessons(&self) -> Vec<u32> {
         self.router
             .as_ref()
@@ -323,7 +329,7 @@ impl RoutedModel {
         Ok(engine)
     }
 
-    /// Returns the lesson `text` is routed to and the engine that answers it.
+    /// Returns the lesson `text` is routed to and the engine that replies to it.
     pub fn engine_for(&self, text: &str) -> Result<(Option<u32>, Arc<Engine>)> {
         let route = self.route(text)?;
         Ok((route, self.engine(route)?))

@@ -1,6 +1,6 @@
 //! The models the server has loaded: one engine and one batching worker per model tag and
-//! lesson route, reloaded when the tag moves (a lesson committed a version, or a rollback), so
-//! every request runs the version its tag names at that moment. A request whose last message is
+//! lesson route. They are reloaded when the tag moves (a lesson committed a version, or a
+//! rollback), so every request runs the version its tag names at that moment. A request whose last message is
 //! about a lesson the version learned runs on that lesson's engine, which shares the base
 //! weights and has its own worker, so each batch runs one set of weights.
 
@@ -57,8 +57,8 @@ impl Models {
         self.get_routed(name, None)
     }
 
-    /// Returns the engine and worker for `name` that answer `message`: those of the lesson it
-    /// is about, or the base ones. Blocks while loading.
+    /// Returns the engine and worker for `name` that reply to `message`: those of the lesson
+    /// it is about, or the base ones. Blocks while loading.
     pub fn get_routed(&self, name: &str, message: Option<&str>) -> Result<Served, ApiError> {
         let reference = parse_model(name)?;
         let digest = self.resolve(&reference, name)?;

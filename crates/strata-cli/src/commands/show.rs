@@ -80,6 +80,18 @@ fn print_summary(
         "source        {} {}{sha}",
         strata.source.kind, strata.source.file
     )?;
+    if let Some(routes) = &strata.routes {
+        let adapter = &routes.adapter;
+        writeln!(
+            out,
+            "lessons       {}, each with rank {} adapters from layer {}, routed by {} at cosine {}",
+            routes.lessons.len(),
+            adapter.rank,
+            adapter.first_layer,
+            routes.embedder,
+            routes.threshold
+        )?;
+    }
     Ok(())
 }
 
