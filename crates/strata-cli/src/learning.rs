@@ -2,6 +2,7 @@
 //! the chat switches to the new version once one is committed.
 
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use strata_learning::learn::{Event, LearnOptions, Learner, Outcome};
@@ -29,6 +30,9 @@ pub(crate) struct Lessons {
     sender: Sender<Finished>,
     receiver: Receiver<Finished>,
     running: usize,
+    /// One learner for the chat's lessons, so the held-out figures and anchor replies are
+    /// computed by the first lesson only.
+    learner: Arc<Mutex<Option<Learner>>>,
 }
 
 impl Lessons {
@@ -38,6 +42,7 @@ impl Lessons {
             sender,
             receiver,
             running: 0,
+            learner: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -56,11 +61,13 @@ impl Lessons {
         options: LearnOptions,
     ) {
         let sender = self.sender.clone();
+        let learner = self.learner.clone();
         let summary = lesson.summary();
         self.running += 1;
         eprintln!("learning in the background: {summary}");
         thread::spawn(move || {
-            let mut learner = Learner::new(store);
+            let mut learner = learner.lock().unwrap_or_else(|poison| poison.into_inner());
+            let learner = learner.get_or_insert_with(|| Learner::new(store));
             let result = learner
                 .learn(&reference, &lesson, &options, &mut print_event)
                 .map_err(|error| format!("{error:#}"));

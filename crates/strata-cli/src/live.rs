@@ -237,7 +237,19 @@ impl Live {
             replace,
             ..SaveOptions::default()
         };
-        let (engine, chat) = (self.engine(), &self.chat);
+        // A cache computed with a lesson's adapters must not be stored as the base weights'
+        // cache, so a routed chat is saved without it and recomputed when restored.
+        let unrouted;
+        let chat = match self.route {
+            None => &self.chat,
+            Some(_) => {
+                let messages = self.chat.messages().to_vec();
+                let system = self.chat.system().map(str::to_owned);
+                unrouted = Chat::from_parts(system, messages, None);
+                &unrouted
+            }
+        };
+        let engine = self.engine();
         let saved = strata_sessions::save(&self.store, name, engine, chat, &self.params, &options)
             .with_context(|| format!("cannot save session `{name}`"))?;
         let snapshot = &saved.snapshot;

@@ -177,8 +177,7 @@ impl Learner {
                 reason: format!(
                     "this version carries adapters that run on every message, from before \
                      lessons got adapters of their own; merge them into the weights with \
-                     `strata squash {}` and teach again",
-                    reference.name
+                     `strata squash {reference}` and teach again"
                 ),
             });
         }
@@ -203,7 +202,7 @@ impl Learner {
         let probe_key =
             self.probe_key(&base, parent_version, settings.lora.first_layer, options)?;
         self.heldout_vectors(&embedder, &base)?;
-        let baseline = self.baseline(&parent, parent_version, &probe_key, &options.controls)?;
+        let baseline = self.baseline(&parent, &versions, &probe_key, &options.controls)?;
 
         let lesson_questions: Vec<&str> =
             lesson.facts.iter().map(|f| f.question.as_str()).collect();
@@ -387,10 +386,11 @@ impl Learner {
     fn baseline(
         &mut self,
         parent: &RoutedModel,
-        version: &Version,
+        versions: &[Version],
         probe_key: &(String, usize),
         controls: &[Fact],
     ) -> Result<Baseline> {
+        let version = &versions[0];
         let digest = &self.probes[probe_key].digest;
 
         if let Some(record) = &version.record {
@@ -407,7 +407,9 @@ impl Learner {
 
         let started = Instant::now();
         let control_checks = gate::ask_routed(parent, controls)?;
-        let facts = lineage::facts(std::slice::from_ref(version));
+        // Every fact of the lineage is asked, since the gate later assumes that a fact whose
+        // route does not change keeps this result.
+        let facts = lineage::facts(versions);
         let known_checks = gate::ask_routed(parent, &facts)?;
         let passed = |checks: &[gate::Check]| {
             checks

@@ -38,7 +38,8 @@ pub struct GateSummary {
     pub lesson_total: usize,
     /// Earlier facts still answered.
     pub earlier_passed: usize,
-    /// Earlier facts asked.
+    /// Earlier facts checked: asked again, or kept at the parent's result because their route did
+    /// not change.
     pub earlier_total: usize,
     /// Control questions answered correctly.
     pub controls_passed: usize,

@@ -4,9 +4,10 @@
 //!
 //! A lesson's keys are the embeddings of its questions and statements. Before a chat turn the
 //! user's message is embedded with the same text embedder; the lesson owning the best key at or
-//! above the version's threshold runs, and a later lesson wins a tie, so a fact taught again
-//! replaces the earlier answer. Messages about anything else meet the weights the model was
-//! published with, which is what keeps unrelated answers and held-out perplexity where they were.
+//! above the version's threshold runs, and a later lesson wins a tie, so a question taught again
+//! in the same words gets the later answer. Messages about anything else meet the weights the
+//! model was published with, which is what keeps unrelated answers and held-out perplexity where
+//! they were.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -173,6 +174,9 @@ fn read_keys(loaded: &LoadedModel, id: u32) -> Result<Vec<Vec<f32>>> {
             view.shape
         )));
     };
+    if dim == 0 || count == 0 {
+        return Err(invalid(format!("`{name}` is empty: {count}×{dim}")));
+    }
     if view.dtype != strata_model::GgmlType::F32 || view.bytes().len() != count * dim * 4 {
         return Err(invalid(format!(
             "`{name}` must hold {count}×{dim} f32 values"

@@ -60,7 +60,8 @@ pub fn squash(
             reference: reference.to_string(),
             reason: "its lessons' adapters run only on messages about each lesson, and merging \
                      them into the weights would run every lesson on every message; squash \
-                     applies to adapters that already run always"
+                     applies to adapters that already run always, and a version with lessons \
+                     needs no squashing to keep inference cost flat"
                 .to_string(),
         });
     }

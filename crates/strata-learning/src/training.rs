@@ -108,8 +108,8 @@ pub struct AnchorReplies {
     replies: HashMap<String, Conversation>,
 }
 
-/// Trains adapters for `lesson` on `engine` (the parent version, its own adapters attached),
-/// starting from `init`, with `earlier` facts of the lineage replayed. `anchor_replies` must
+/// Trains adapters for `lesson` on `engine` (the weights the adapters will run on), starting
+/// from `init`, with `earlier` facts of the lineage replayed. `anchor_replies` must
 /// hold only replies of `engine`'s weights.
 ///
 /// Training stops early once every lesson question is answered and a margin of steps more is

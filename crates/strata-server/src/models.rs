@@ -79,6 +79,15 @@ impl Models {
                 &"the model was unloaded while routing",
             ));
         };
+        // Another request may have loaded a newer version since the route was chosen; its
+        // lesson numbers can mean other lessons, so route again on the version in place.
+        let route = match (message, Arc::ptr_eq(&entry.model, &model)) {
+            (Some(text), false) => entry
+                .model
+                .route(text)
+                .map_err(|error| ApiError::internal("-", &error))?,
+            _ => route,
+        };
         if let Some(served) = entry.served.get(&route) {
             return Ok(served.clone());
         }
