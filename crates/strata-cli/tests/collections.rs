@@ -180,7 +180,7 @@ fn bad_collection_input_is_refused_and_changes_nothing() {
 
 #[test]
 fn a_taught_fact_is_answered_in_the_next_turn_from_memory() {
-    let (Some(gguf), Some(minilm)) = (real_gguf(), minilm()) else {
+    let (Some(gguf), Some(minilm)) = (real_gguf(), real_minilm()) else {
         return;
     };
     let home = home_with_model(&gguf);
