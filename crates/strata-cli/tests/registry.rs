@@ -279,10 +279,11 @@ fn learned_version_pushes_only_its_new_layers() {
         ],
     );
     assert!(pushed.status.success(), "{}", stderr(&pushed));
-    // The config and the adapter pairs of 7 projections in each of the top 4 layers.
+    // The config, the lesson's adapter pairs of 7 projections in each of the top 4 layers and
+    // its keys.
     assert_eq!(
         uploaded(&stderr(&pushed)),
-        1 + 4 * 7 * 2,
+        1 + 4 * 7 * 2 + 1,
         "{}",
         stderr(&pushed)
     );
