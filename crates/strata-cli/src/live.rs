@@ -81,7 +81,7 @@ impl Live {
 
     /// Returns the engine that replies to `message`: the one of the lesson it is about, or the
     /// base. When that changes from the last message's, the conversation's cache is dropped
-    /// and recomputed, because it holds keys and values of other weights.
+    /// and recomputed, because it contains keys and values of other weights.
     pub(crate) fn routed_engine(&mut self, message: &str) -> anyhow::Result<Arc<Engine>> {
         let (route, engine) = self.model.engine_for(message)?;
         if let Some(lesson) = route {

@@ -3,7 +3,7 @@
 //! `strata log`, `rollback`, `diff` and `squash`.
 //!
 //! They need the real SmolLM2 GGUF (`STRATA_TEST_GGUF`), all-MiniLM-L6-v2 (`STRATA_TEST_MINILM`),
-//! which routes messages to lessons, and the held-out text of Debian's python3.11-doc;
+//! which routes messages to lessons, and the held-out text of Debian's python3.11-doc.
 //! `scripts/test.sh` provides all three, and each test skips with a notice without them.
 //! Training is seeded, so every run trains the same adapters.
 
@@ -33,8 +33,8 @@ fn heldout_installed() -> bool {
     false
 }
 
-/// A store with the real model and the text embedder, when the model, the embedder and the
-/// held-out text are all there.
+/// Creates a store with the real model and the text embedder, or returns `None` when the
+/// model, the embedder or the held-out text is missing.
 fn learning_home() -> Option<tempfile::TempDir> {
     let gguf = real_gguf()?;
     let minilm = real_minilm()?;

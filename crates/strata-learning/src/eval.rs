@@ -78,7 +78,7 @@ pub struct Checkpoint {
     /// Held-out perplexity against the base model's, relative.
     pub perplexity_change: f64,
     /// Mean wall time per lesson since the last checkpoint, from loading the parent to the
-    /// commit; the first lesson of a run also computes the held-out figures of the base.
+    /// commit. The first lesson of a run also computes the held-out figures of the base.
     pub seconds_per_lesson: f64,
     /// Mean training time per lesson since the last checkpoint.
     pub training_seconds: f64,

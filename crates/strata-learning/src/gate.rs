@@ -162,7 +162,7 @@ fn ask_one(engine: &Engine, fact: &Fact) -> Result<Check> {
 }
 
 /// Asks of `candidate` the facts whose route differs from their route in `parent`. The others
-/// keep the parent's result: passed when `known` holds their question.
+/// keep the parent's result: passed when `known` contains their question.
 fn ask_rerouted(
     parent: &RoutedModel,
     candidate: &RoutedModel,

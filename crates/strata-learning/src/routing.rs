@@ -3,7 +3,7 @@
 //! is close enough.
 //!
 //! A lesson's keys are the embeddings of its questions and statements. Before a chat turn the
-//! user's message is embedded with the same text embedder; the lesson owning the best key at or
+//! user's message is embedded with the same text embedder. The lesson owning the best key at or
 //! above the version's threshold runs, and a later lesson wins a tie, so a question taught again
 //! in the same words gets the later answer. Messages about anything else meet the weights the
 //! model was published with, which is what keeps unrelated answers and held-out perplexity where
@@ -41,12 +41,12 @@ pub struct LessonRoute {
     pub adapters: AdapterSet,
 }
 
-/// The name of the tensor holding lesson `id`'s keys.
+/// Returns the name of the tensor that contains lesson `id`'s keys.
 pub fn keys_tensor(id: u32) -> String {
     format!("lesson.{id}.keys")
 }
 
-/// The prefix of lesson `id`'s adapter tensors.
+/// Returns the prefix of lesson `id`'s adapter tensors.
 pub fn adapter_prefix(id: u32) -> String {
     format!("lesson.{id}.")
 }
@@ -56,7 +56,7 @@ pub fn is_lesson_tensor(name: &str) -> bool {
     name.starts_with("lesson.")
 }
 
-/// The texts a lesson's keys are made from: each fact's question and its statement.
+/// Returns the texts a lesson's keys are made from: each fact's question and its statement.
 pub fn key_texts(facts: &[Fact]) -> Vec<String> {
     let mut texts = Vec::with_capacity(facts.len() * 2);
     for fact in facts {
@@ -82,7 +82,7 @@ pub struct Router {
 }
 
 impl Router {
-    /// An empty router for lessons made with `embedder`.
+    /// Creates an empty router for lessons keyed with `embedder`.
     pub fn new(embedder: &str, lora: LoraConfig) -> Router {
         Router {
             embedder: embedder.to_owned(),

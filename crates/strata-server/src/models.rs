@@ -79,8 +79,8 @@ impl Models {
                 &"the model was unloaded while routing",
             ));
         };
-        // Another request may have loaded a newer version since the route was chosen; its
-        // lesson numbers can mean other lessons, so route again on the version in place.
+        // Another request may have loaded a newer version since the route was chosen. Its
+        // lesson numbers can mean other lessons, so the message is routed again on it.
         let route = match (message, Arc::ptr_eq(&entry.model, &model)) {
             (Some(text), false) => entry
                 .model

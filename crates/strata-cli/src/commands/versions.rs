@@ -217,11 +217,7 @@ fn print_lesson_updates(left: &LoadedModel, right: &LoadedModel) -> anyhow::Resu
         let Some(router) = router else { continue };
         for lesson in router.lessons.iter().filter(|l| !other.contains(&l.id)) {
             let norms = lesson.adapters.update_norms()?;
-            let total: f64 = norms
-                .iter()
-                .map(|(_, norm)| norm * norm)
-                .sum::<f64>()
-                .sqrt();
+            let total = total_norm(&norms);
             println!(
                 "{label}: lesson {} has {} adapters (rank {}, alpha {}) and {} keys, ‖update‖ = {total:.4}",
                 lesson.id,
@@ -235,17 +231,22 @@ fn print_lesson_updates(left: &LoadedModel, right: &LoadedModel) -> anyhow::Resu
     Ok(())
 }
 
+/// Returns the Frobenius norm of a whole adapter set from the norms of its adapters.
+fn total_norm(norms: &[(String, f64)]) -> f64 {
+    norms
+        .iter()
+        .map(|(_, norm)| norm * norm)
+        .sum::<f64>()
+        .sqrt()
+}
+
 /// Prints the norm of each adapter's weight update `scale·B·A` of a version.
 fn print_adapter_updates(label: &str, model: &LoadedModel) -> anyhow::Result<()> {
     let Some(adapters) = strata_learning::learn::parent_adapters(model)? else {
         return Ok(());
     };
     let norms = adapters.update_norms()?;
-    let total: f64 = norms
-        .iter()
-        .map(|(_, norm)| norm * norm)
-        .sum::<f64>()
-        .sqrt();
+    let total = total_norm(&norms);
     println!(
         "{label}: {} adapters (rank {}, alpha {}), ‖update‖ = {total:.4}",
         norms.len(),

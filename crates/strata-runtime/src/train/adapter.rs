@@ -1,6 +1,6 @@
 //! LoRA adapter sets: where adapters sit, their matrices, and the tensor names they are stored
 //! under (`blk.N.attn_q.lora_a` and `blk.N.attn_q.lora_b`, f32, behind a prefix such as
-//! `lesson.3.` when a version holds one set per lesson).
+//! `lesson.3.` when a version contains one set per lesson).
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
