@@ -4,9 +4,9 @@
 //! every message routed to the lesson it is closest to. The lesson's questions are answered
 //! from a fresh chat. Facts of earlier lessons the parent knew are still known. Control
 //! questions the parent answered are still answered. Perplexity on held-out text rises by no
-//! more than a threshold. A question or held-out window whose route the new lesson does not
-//! change meets exactly the weights it met in the parent, so only those it takes over are asked
-//! or measured again.
+//! more than a threshold. A question whose route the new lesson does not change meets exactly
+//! the weights it met in the parent, so only the questions it takes over are asked again. Only
+//! held-out windows routed to some lesson are measured with adapters.
 
 use std::time::Instant;
 
@@ -52,8 +52,8 @@ pub struct Check {
     pub reply: String,
     /// Whether the reply contains the answer.
     pub passed: bool,
-    /// False when the question was not asked because its route did not change; `passed` is
-    /// then the parent's result.
+    /// False when the question was not asked because its route did not change. `passed` is then
+    /// the parent's result.
     #[serde(default = "asked_default")]
     pub asked: bool,
 }
